@@ -1,0 +1,333 @@
+"""mmengine optimizer wrappers for SAM, ASAM and AUSAM.
+
+They wrap any torch optimizer built from ``optimizer=dict(type=...)``, so a
+config switches to them by changing ``optim_wrapper.type``. The step itself
+is ``ausam_tasks.sam``; this module only connects it to mmengine: the model
+protocol, AMP, gradient clipping, logging and checkpoint state.
+"""
+import contextlib
+import warnings
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.logging import MessageHub
+from mmengine.optim import OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
+from torch import nn
+
+from ..sam import AUSAM, SAM, StepResult
+
+PROTOCOL = (
+    'SAM-family optimizer wrappers run their own two-pass train step. The '
+    'model must (1) inherit ausam_tasks.engine.SAMTrainStepMixin before '
+    'BaseModel, so its train_step hands the step to the wrapper, (2) return '
+    "per-sample loss vectors of shape (B,) under 'loss*' keys in loss mode, "
+    'and (3) carry each sample\'s dataset index as data_sample.sample_idx. '
+    'Under distributed training set '
+    "model_wrapper_cfg=dict(type='SAMDistributedDataParallel').")
+
+
+def sample_indices(data_samples) -> torch.Tensor:
+    """Dataset indices of a batch, read from each data sample's metainfo."""
+    if not isinstance(data_samples, (list, tuple)) or not data_samples:
+        raise ValueError('the batch has no data_samples list to read '
+                         'sample_idx from. ' + PROTOCOL)
+    idx = []
+    for i, s in enumerate(data_samples):
+        value = s.get('sample_idx', None) if hasattr(s, 'get') else None
+        if value is None:
+            raise KeyError(
+                f'data sample {i} of the batch has no sample_idx: pack it '
+                "into the metainfo (e.g. meta_keys=('sample_idx', ...) in the "
+                'Pack transform). ' + PROTOCOL)
+        idx.append(int(value))
+    return torch.tensor(idx, dtype=torch.int64)
+
+
+def subset_batch(data: dict, pos: Optional[torch.Tensor], size: int) -> dict:
+    """The rows ``pos`` of every per-sample entry of a preprocessed batch."""
+    if pos is None:
+        return data
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0 \
+                and value.shape[0] == size:
+            out[key] = value[pos.to(value.device)]
+        elif isinstance(value, (list, tuple)) and len(value) == size:
+            out[key] = [value[i] for i in pos.tolist()]
+        elif value is None:
+            out[key] = None
+        else:
+            raise TypeError(
+                f"cannot take a subset of batch entry '{key}' "
+                f'({type(value).__name__}): the data preprocessor must '
+                'return stacked tensors or per-sample lists')
+    return out
+
+
+@OPTIM_WRAPPERS.register_module()
+class SAMOptimWrapper(OptimWrapper):
+    """SAM (or ASAM with ``adaptive=True``) around a base optimizer.
+
+    Args:
+        optimizer: the base optimizer (SGD, Adam, AdamW, ...).
+        rho: radius of the perturbation ball (Eq. 1).
+        adaptive: ASAM's scale-invariant perturbation.
+        eta: ASAM's offset in T = |w| + eta.
+        dtype: None (fp32), 'float16' or 'bfloat16' autocast.
+        loss_scale: fp16 only: 'dynamic', a fixed float, or GradScaler kwargs.
+        **kwargs: OptimWrapper's, e.g. ``clip_grad``.
+    """
+
+    def __init__(self, optimizer, rho: float = 0.05, adaptive: bool = False,
+                 eta: float = 0.01, dtype: Optional[str] = None,
+                 loss_scale='dynamic', **kwargs):
+        super().__init__(optimizer, **kwargs)
+        if self._accumulative_counts != 1:
+            raise ValueError(
+                f'{type(self).__name__} does not support accumulative_counts'
+                f'={self._accumulative_counts}: both SAM passes must see the '
+                'same mini-batch. Increase the batch size instead.')
+        if dtype not in (None, 'float32', 'float16', 'bfloat16'):
+            raise ValueError(f"dtype must be None, 'float16' or 'bfloat16', "
+                             f'got {dtype!r}')
+        self.cast_dtype = None if dtype in (None, 'float32') else getattr(
+            torch, dtype)
+        self.loss_scale = loss_scale
+        self.loss_scaler = None  # made on first use, on the model's device
+        self._scaler_state = None
+        self.core = self._build_core(rho=rho, adaptive=adaptive, eta=eta)
+        self._warned_no_epoch = False
+
+    def _build_core(self, **kwargs) -> SAM:
+        return SAM(self.optimizer, **kwargs)
+
+    # --- the protocol -----------------------------------------------------
+    def update_params(self, loss, step_kwargs=None, zero_kwargs=None):
+        raise RuntimeError(
+            f'{type(self).__name__}.update_params was called with a reduced '
+            'loss, which means the model used the default one-pass '
+            'train_step. ' + PROTOCOL)
+
+    @contextlib.contextmanager
+    def optim_context(self, model: nn.Module):
+        if self.cast_dtype is None:
+            yield
+            return
+        device = _device_of(model)
+        with torch.autocast(device_type=device.type, dtype=self.cast_dtype):
+            yield
+
+    def _scaler(self, model: nn.Module):
+        if self.cast_dtype is not torch.float16:
+            return None
+        if self.loss_scaler is None:
+            device = _device_of(model).type
+            ls = self.loss_scale
+            if ls == 'dynamic':
+                scaler = torch.amp.GradScaler(device)
+            elif isinstance(ls, (int, float)):
+                scaler = torch.amp.GradScaler(
+                    device, init_scale=float(ls), growth_factor=1.0,
+                    backoff_factor=1.0)
+            elif isinstance(ls, dict):
+                scaler = torch.amp.GradScaler(device, **ls)
+            else:
+                raise ValueError("loss_scale must be 'dynamic', a number or "
+                                 f'a dict of GradScaler arguments, got {ls!r}')
+            if self._scaler_state is not None:
+                scaler.load_state_dict(self._scaler_state)
+            self.loss_scaler = scaler
+        return self.loss_scaler
+
+    def step(self, **kwargs) -> None:
+        """Base optimizer step with the gradient at w + eps (Eq. 3); clipping
+        and fp16 loss scaling as in mmengine's (Amp)OptimWrapper."""
+        if self.loss_scaler is None:
+            super().step(**kwargs)
+            return
+        if self.clip_grad_kwargs:
+            self.loss_scaler.unscale_(self.optimizer)
+            self._clip_grad()
+        self.loss_scaler.step(self.optimizer, **kwargs)
+        self.loss_scaler.update()
+
+    def train_step(self, model: nn.Module, data,
+                   forward_model: Optional[nn.Module] = None
+                   ) -> Dict[str, torch.Tensor]:
+        """One sharpness-aware step on a raw batch.
+
+        ``model`` is the BaseModel; ``forward_model`` the module to call for
+        the two passes (the DDP wrapper, so gradients are all-reduced).
+        """
+        net = forward_model if forward_model is not None else model
+        with self.optim_context(model):
+            data = model.data_preprocessor(data, True)
+        if not isinstance(data, dict):
+            raise TypeError('the data preprocessor must return a dict with '
+                            f'inputs and data_samples, got {type(data)}')
+        idx = sample_indices(data.get('data_samples'))
+        extras: Dict[str, torch.Tensor] = {}
+
+        def closure(pos):
+            sub = subset_batch(data, pos, len(idx))
+            with self.optim_context(model):
+                out = net(**sub, mode='loss')
+            losses = per_sample_losses(out, len(idx) if pos is None
+                                       else len(pos))
+            if not extras:
+                extras.update({k: v for k, v in out.items()
+                               if k not in losses})
+            return losses
+
+        result = self._run(closure, idx, model)
+        self._inner_count += 1
+        return self._log_vars(result, extras, len(idx))
+
+    def _run(self, closure, idx, model) -> StepResult:
+        return self.core.step(closure, model=model, scaler=self._scaler(model),
+                              update=self.step)
+
+    def _log_vars(self, result: StepResult, extras: dict,
+                  batch_size: int) -> Dict[str, torch.Tensor]:
+        log_vars = {k: v.mean() for k, v in result.losses.items()}
+        log_vars['loss'] = result.loss_before.mean()
+        for k, v in extras.items():
+            if isinstance(v, torch.Tensor):
+                log_vars[k] = v.detach().float().mean()
+        if result.loss_after is not None:
+            log_vars['loss_perturbed'] = result.loss_after.mean()
+        n = batch_size if result.positions is None else len(result.positions)
+        log_vars['sam_frac'] = torch.tensor(n / batch_size)
+        if result.skipped:
+            log_vars['skipped'] = torch.tensor(1.0)
+        return log_vars
+
+    def _epoch(self) -> float:
+        """Current epoch from mmengine's runtime info (fractional within the
+        epoch, so a warm-up may ramp per iteration)."""
+        hub = MessageHub.get_current_instance()
+        epoch = hub.get_info('epoch')
+        if epoch is None:
+            if not self._warned_no_epoch:
+                warnings.warn('no epoch in mmengine runtime info (not run by '
+                              'a Runner?): the schedule counts epoch 0')
+                self._warned_no_epoch = True
+            return 0.0
+        it, max_iters = hub.get_info('iter'), hub.get_info('max_iters')
+        max_epochs = hub.get_info('max_epochs')
+        if None in (it, max_iters, max_epochs) or max_epochs <= 0:
+            return float(epoch)
+        per_epoch = max_iters / max_epochs
+        frac = (it - epoch * per_epoch) / per_epoch
+        return float(epoch) + min(max(frac, 0.0), 0.999999)
+
+    # --- checkpoints ------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state['sharpness_aware'] = self.core.state_dict()
+        if self.loss_scaler is not None:
+            state['loss_scaler'] = self.loss_scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        core = state_dict.pop('sharpness_aware', None)
+        scaler = state_dict.pop('loss_scaler', None)
+        if core is None:
+            warnings.warn(f'{type(self).__name__}: the checkpoint has no '
+                          'sharpness-aware state (it was saved by another '
+                          'optimizer wrapper); scores start empty')
+        else:
+            self.core.load_state_dict(core)
+        if scaler is not None:
+            self._scaler_state = scaler
+            if self.loss_scaler is not None:
+                self.loss_scaler.load_state_dict(scaler)
+        super().load_state_dict(state_dict)
+
+
+@OPTIM_WRAPPERS.register_module()
+class AUSAMOptimWrapper(SAMOptimWrapper):
+    """AUSAM: SAM on an ADLP-sampled subset of each mini-batch.
+
+    Args:
+        alpha: fraction of the batch trained on (n = round(alpha K)).
+        rho, adaptive, eta, dtype, loss_scale: as in SAMOptimWrapper.
+        s_min, s_max: bounds of the min-max normalisation (Eq. 8).
+        warmup_epochs: s_max ramps from s_min to s_max over this many epochs.
+        warmup_by: 'epoch' (ramp per epoch, as the authors) or 'iter'.
+        init_epochs: leading epochs of full SAM that give every sample a score.
+        selector: 'adlp' (AUSAM), 'uniform' (SAM + Random) or 'topk_loss'
+            (K-SAM-style).
+        score_average: 'mean' (Eq. 6) or 'ema' (with ``ema_momentum``).
+        num_samples: dataset size; None lets the score table grow.
+        seed: seed of the selection draws.
+    """
+
+    def __init__(self, optimizer, alpha: float = 0.5, rho: float = 0.05,
+                 s_min: float = 0.1, s_max: float = 0.5,
+                 warmup_epochs: float = 30, warmup_by: str = 'epoch',
+                 init_epochs: int = 1, selector: str = 'adlp',
+                 score_average: str = 'mean', ema_momentum: float = 0.1,
+                 num_samples: Optional[int] = None, seed: int = 0,
+                 adaptive: bool = False, eta: float = 0.01, **kwargs):
+        if warmup_by not in ('epoch', 'iter'):
+            raise ValueError(f"warmup_by must be 'epoch' or 'iter', got "
+                             f'{warmup_by!r}')
+        self._ausam_args = dict(
+            alpha=alpha, s_min=s_min, s_max=s_max,
+            warmup_epochs=warmup_epochs, init_epochs=init_epochs,
+            selector=selector, score_average=score_average,
+            ema_momentum=ema_momentum, num_samples=num_samples, seed=seed)
+        self.warmup_by = warmup_by
+        super().__init__(optimizer, rho=rho, adaptive=adaptive, eta=eta,
+                         **kwargs)
+
+    def _build_core(self, **kwargs) -> AUSAM:
+        return AUSAM(self.optimizer, **kwargs, **self._ausam_args)
+
+    def _run(self, closure, idx, model) -> StepResult:
+        epoch = self._epoch()
+        if self.warmup_by == 'epoch':
+            epoch = float(int(epoch))
+        return self.core.step(closure, idx, epoch=epoch, model=model,
+                              scaler=self._scaler(model), update=self.step)
+
+    def _log_vars(self, result, extras, batch_size):
+        log_vars = super()._log_vars(result, extras, batch_size)
+        if result.loss_after is not None:
+            dlp = (result.loss_after - result.loss_before).abs()
+            log_vars['dlp_mean'] = dlp.mean()
+        return log_vars
+
+
+def per_sample_losses(out, size: int) -> Dict[str, torch.Tensor]:
+    """The ``loss*`` entries of a model's loss-mode output, checked to be
+    per-sample vectors."""
+    if not isinstance(out, dict):
+        raise TypeError(f'the model returned {type(out).__name__} in loss '
+                        'mode, expected a dict of losses. ' + PROTOCOL)
+    losses = {}
+    for key, value in out.items():
+        if 'loss' not in key:
+            continue
+        if isinstance(value, (list, tuple)):
+            raise TypeError(f"loss '{key}' is a list; return one tensor of "
+                            'shape (B,). ' + PROTOCOL)
+        if value.dim() != 1 or value.shape[0] != size:
+            raise ValueError(
+                f"loss '{key}' has shape {tuple(value.shape)} for a batch of "
+                f'{size}: it must be a per-sample vector of shape ({size},), '
+                'not reduced. ' + PROTOCOL)
+        losses[key] = value
+    if not losses:
+        raise ValueError("the model's loss-mode output has no 'loss*' "
+                         f'entry (keys: {sorted(out)}). ' + PROTOCOL)
+    return losses
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device('cpu')

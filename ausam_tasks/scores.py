@@ -1,0 +1,129 @@
+"""Per-sample importance scores (ADLP, Eq. 6) in plain PyTorch."""
+from typing import Dict, Optional
+
+import torch
+
+
+class ScoreTable:
+    """Dense table of ADLP scores indexed by dataset index.
+
+    ``average='mean'`` keeps the cumulative mean of DLP over the times a sample
+    was selected (Eq. 6): a running sum and a count per index, O(D) memory.
+    ``average='ema'`` keeps an exponential moving average instead, seeded by
+    the first observation. Indices that were never scored read as NaN.
+
+    With ``num_samples`` given the table has a fixed size and an index outside
+    it is an error; without it the table grows to the largest index seen.
+    """
+
+    AVERAGES = ('mean', 'ema')
+
+    def __init__(self,
+                 num_samples: Optional[int] = None,
+                 average: str = 'mean',
+                 ema_momentum: float = 0.1):
+        if average not in self.AVERAGES:
+            raise ValueError(f'score average must be one of {self.AVERAGES}, '
+                             f'got {average!r}')
+        if not 0.0 < ema_momentum <= 1.0:
+            raise ValueError('ema_momentum must be in (0, 1], got '
+                             f'{ema_momentum}')
+        if num_samples is not None and num_samples < 1:
+            raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+        self.average = average
+        self.ema_momentum = ema_momentum
+        self.fixed_size = num_samples is not None
+        size = num_samples or 0
+        # float64: a cumulative sum over 200 epochs must not lose precision.
+        self.value = torch.zeros(size, dtype=torch.float64)
+        self.count = torch.zeros(size, dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return self.value.numel()
+
+    def _check(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.int64).flatten().cpu()
+        if idx.numel() == 0:
+            return idx
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0:
+            raise IndexError(f'sample_idx {lo} is negative: sample_idx must '
+                             'be the dataset index of each sample')
+        if hi >= len(self):
+            if self.fixed_size:
+                raise IndexError(
+                    f'sample_idx {hi} is outside the score table of '
+                    f'{len(self)} samples: set num_samples to the length of '
+                    'the training dataset (or leave it None to grow)')
+            self._grow(hi + 1)
+        return idx
+
+    def _grow(self, size: int) -> None:
+        # Next power of two: amortised O(1), and the size depends only on the
+        # largest index seen, so data-parallel ranks stay identical.
+        size = 1 << (size - 1).bit_length()
+        value = torch.zeros(size, dtype=torch.float64)
+        count = torch.zeros(size, dtype=torch.int64)
+        value[:len(self)] = self.value
+        count[:len(self)] = self.count
+        self.value, self.count = value, count
+
+    def scores(self, idx: torch.Tensor) -> torch.Tensor:
+        """ADLP of each index (float64, CPU); NaN where never scored."""
+        idx = self._check(idx)
+        count = self.count[idx]
+        value = self.value[idx]
+        if self.average == 'mean':
+            value = value / count.clamp_min(1)
+        return torch.where(count > 0, value, torch.full_like(value, torch.nan))
+
+    def update(self, idx: torch.Tensor, dlp: torch.Tensor) -> None:
+        """Fold one DLP observation per index into the table (Eq. 6)."""
+        idx = self._check(idx)
+        dlp = torch.as_tensor(dlp).detach().flatten().to('cpu', torch.float64)
+        if idx.numel() != dlp.numel():
+            raise ValueError(f'{idx.numel()} indices but {dlp.numel()} scores')
+        # The same index can appear twice in one update (e.g. a distributed
+        # sampler pads the last batch by repeating samples): fold duplicates.
+        uniq, inverse = torch.unique(idx, return_inverse=True)
+        n = torch.bincount(inverse, minlength=uniq.numel())
+        total = torch.zeros(uniq.numel(), dtype=torch.float64)
+        total.index_add_(0, inverse, dlp)
+        if self.average == 'mean':
+            self.value[uniq] += total
+        else:
+            obs = total / n
+            old = self.value[uniq]
+            m = self.ema_momentum
+            self.value[uniq] = torch.where(self.count[uniq] > 0,
+                                           (1 - m) * old + m * obs, obs)
+        self.count[uniq] += n
+
+    def stats(self) -> Dict[str, float]:
+        """Summary of the scored entries, for logs."""
+        seen = self.count > 0
+        out = {'scored_frac': float(seen.float().mean()) if len(self) else 0.0}
+        if seen.any():
+            s = self.scores(torch.nonzero(seen).flatten())
+            out.update(score_mean=float(s.mean()), score_std=float(s.std())
+                       if s.numel() > 1 else 0.0,
+                       score_min=float(s.min()), score_max=float(s.max()))
+        return out
+
+    def state_dict(self) -> dict:
+        return {'average': self.average, 'ema_momentum': self.ema_momentum,
+                'fixed_size': self.fixed_size,
+                'value': self.value.clone(), 'count': self.count.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state['average'] != self.average:
+            raise ValueError(
+                f'checkpoint scores were averaged with {state["average"]!r} '
+                f'but this run uses score_average={self.average!r}')
+        value, count = state['value'], state['count']
+        if self.fixed_size and value.numel() != len(self):
+            raise ValueError(
+                f'checkpoint score table has {value.numel()} entries but '
+                f'num_samples is {len(self)}: the training dataset changed')
+        self.value = value.to(torch.float64).clone()
+        self.count = count.to(torch.int64).clone()
