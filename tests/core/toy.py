@@ -112,3 +112,17 @@ def runner_cfg(work_dir, optim_wrapper, max_epochs=2, batch_size=16,
     )
     cfg.update(kwargs)
     return cfg
+
+
+from mmengine.evaluator import BaseMetric  # noqa: E402
+
+from ausam_tasks.registry import METRICS  # noqa: E402
+
+
+@METRICS.register_module()
+class ToyAccuracy(BaseMetric):
+    def process(self, data_batch, data_samples):
+        self.results += [float(s['pred'] == s['label']) for s in data_samples]
+
+    def compute_metrics(self, results):
+        return {'accuracy': 100 * sum(results) / len(results)}

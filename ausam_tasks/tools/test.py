@@ -1,0 +1,56 @@
+"""Evaluate a checkpoint with the test (or val) settings of a config."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from ausam_tasks.engine.dist import init_cpu_process_group
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Test (evaluate) a checkpoint')
+    p.add_argument('config', help='config file path')
+    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('--work-dir', help='where the test logs go')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none', help='job launcher')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for path, what in ((args.config, 'config'), (args.checkpoint,
+                                                 'checkpoint')):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} {path!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.launcher = args.launcher
+    if cfg.get('test_dataloader') is None and cfg.get('val_dataloader'):
+        # Configs that only define validation test on that split.
+        cfg.test_dataloader = cfg.val_dataloader
+        cfg.test_evaluator = cfg.val_evaluator
+        cfg.test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
+    init_cpu_process_group(args.launcher)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    width = max((len(k) for k in metrics), default=0)
+    print('\n'.join(f'{k:<{width}}  {v:.4f}' if isinstance(v, float) else
+                    f'{k:<{width}}  {v}' for k, v in metrics.items()))
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,73 @@
+"""tools/train.py and tools/test.py on a tiny config."""
+import textwrap
+
+import pytest
+
+from ausam_tasks.tools import test as test_tool
+from ausam_tasks.tools import train as train_tool
+
+CONFIG = textwrap.dedent("""
+    custom_imports = dict(imports=['ausam_tasks', 'tests.core.toy'],
+                          allow_failed_imports=False)
+    default_scope = 'ausam_tasks'
+    model = dict(type='ToyNet')
+    _data = dict(dataset=dict(type='ToyDataset', size=32),
+                 sampler=dict(type='DefaultSampler', shuffle=True),
+                 collate_fn=dict(type='pseudo_collate'), batch_size=8,
+                 num_workers=0)
+    train_dataloader = _data
+    val_dataloader = dict(_data, sampler=dict(type='DefaultSampler',
+                                              shuffle=False))
+    val_evaluator = dict(type='ToyAccuracy')
+    val_cfg = dict()
+    train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+    optim_wrapper = dict(type='AUSAMOptimWrapper', alpha=0.5, rho=0.05,
+                         optimizer=dict(type='SGD', lr=0.05, momentum=0.9))
+    default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1))
+    custom_hooks = [dict(type='SharpnessAwareLoggerHook')]
+    randomness = dict(seed=0)
+    log_level = 'WARNING'
+""")
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / 'toy_ausam.py'
+    path.write_text(CONFIG)
+    return str(path)
+
+
+def test_train_resume_and_test(config, tmp_path, capsys):
+    work = str(tmp_path / 'work')
+    runner = train_tool.main([config, '--work-dir', work, '--cfg-options',
+                              'optim_wrapper.alpha=0.25'])
+    assert runner.optim_wrapper.core.alpha == 0.25
+    assert runner.optim_wrapper.core.num_steps == 4
+    runner = train_tool.main([config, '--work-dir', work, '--resume',
+                              '--cfg-options', 'train_cfg.max_epochs=2'])
+    assert runner.optim_wrapper.core.num_steps == 8  # 4 resumed + 4 new
+    assert runner.optim_wrapper.core.table.count.sum() == 32 + 8 * 2
+    metrics = test_tool.main([config, f'{work}/epoch_2.pth', '--work-dir',
+                              str(tmp_path / 'test')])
+    assert 0 <= metrics['accuracy'] <= 100
+    assert 'accuracy' in capsys.readouterr().out
+
+
+def test_amp_flag_sets_fp16_on_sam_wrappers(config):
+    from mmengine.config import Config
+    args = train_tool.parse_args([config, '--amp'])
+    cfg = train_tool.merge_args(Config.fromfile(config), args)
+    assert cfg.optim_wrapper.dtype == 'float16'
+    cfg = Config.fromfile(config)
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    assert train_tool.merge_args(cfg, args).optim_wrapper.type == \
+        'AmpOptimWrapper'
+
+
+def test_missing_files_are_named(config, tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.py'):
+        train_tool.main([str(tmp_path / 'nope.py')])
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        train_tool.main([config, '--resume', str(tmp_path / 'missing.pth')])
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        test_tool.main([config, str(tmp_path / 'missing.pth')])

@@ -1,0 +1,10 @@
+"""Train from a config: python tools/train.py CONFIG [flags] (see --help)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ausam_tasks.tools.train import main  # noqa: E402
+
+if __name__ == '__main__':
+    main()
