@@ -118,8 +118,11 @@ class SAM:
 
     @torch.no_grad()
     def perturb(self) -> None:
-        """w <- w + eps, keeping an exact copy of w to restore."""
-        params = self._params_with_grad()
+        """w <- w + eps, keeping an exact copy of w to restore. Parameters
+        marked ``p.sam_perturb = False`` (e.g. quantizer step sizes) are
+        left out of eps and its norm, but still updated by the optimizer."""
+        params = [p for p in self._params_with_grad()
+                  if getattr(p, 'sam_perturb', True)]
         eps = perturbation(params, self.rho, self.adaptive, self.eta)
         self._saved = (params, [p.detach().clone() for p in params])
         torch._foreach_add_(params, eps)

@@ -217,3 +217,23 @@ def test_state_dict_round_trip_restores_scores_and_step():
     assert other.core.num_steps == 1
     assert torch.equal(other.core.table.value, ow.core.table.value)
     assert torch.equal(other.core.table.count, ow.core.table.count)
+
+
+def test_parameters_marked_sam_perturb_false_are_not_perturbed():
+    ds = ToyDataset(16)
+    data = batch(ds, range(16))
+    model = toy(bn=False)
+    model.fc.bias.sam_perturb = False
+    # By hand: eps over every parameter but fc.bias.
+    names = [n for n, _ in model.named_parameters()]
+    w = {n: p.detach().clone().requires_grad_() for n, p in
+         model.named_parameters()}
+    g = dict(zip(names, torch.autograd.grad(hand_loss(model, data, w),
+                                            list(w.values()))))
+    norm = torch.sqrt(sum((g[n]**2).sum() for n in names if n != 'fc.bias'))
+    w2 = {n: (w[n].detach() + (0 if n == 'fc.bias' else 0.5 * g[n] / norm)
+              ).requires_grad_() for n in names}
+    g2 = torch.autograd.grad(hand_loss(model, data, w2), list(w2.values()))
+    expected = {n: w[n].detach() - LR * gi for n, gi in zip(names, g2)}
+    model.train_step(data, wrapper(model, rho=0.5))
+    assert_params(model, expected)
