@@ -168,9 +168,13 @@ class SAMOptimWrapper(OptimWrapper):
                             f'inputs and data_samples, got {type(data)}')
         idx = sample_indices(data.get('data_samples'))
         extras: Dict[str, torch.Tensor] = {}
+        subsets = {}  # both passes use the same subset: cut it once
 
         def closure(pos):
-            sub = subset_batch(data, pos, len(idx))
+            key = None if pos is None else tuple(pos.tolist())
+            if key not in subsets:
+                subsets[key] = subset_batch(data, pos, len(idx))
+            sub = subsets[key]
             with self.optim_context(model):
                 out = net(**sub, mode='loss')
             losses = per_sample_losses(out, len(idx) if pos is None

@@ -1,28 +1,20 @@
 """Evaluate a checkpoint with the test (or val) settings of a config."""
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ausam_tasks.engine.dist import init_cpu_process_group
+from ausam_tasks.tools.args import add_common_args, parse
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Test (evaluate) a checkpoint')
     p.add_argument('config', help='config file path')
     p.add_argument('checkpoint', help='checkpoint file')
-    p.add_argument('--work-dir', help='where the test logs go')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(p)
+    return parse(p, argv)
 
 
 def main(argv=None):

@@ -1,12 +1,12 @@
 """Train from an mmengine config (the flags mmpretrain users know)."""
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ausam_tasks.engine.dist import init_cpu_process_group
+from ausam_tasks.tools.args import add_common_args, parse
 
 SAM_WRAPPERS = ('SAMOptimWrapper', 'AUSAMOptimWrapper')
 
@@ -14,7 +14,6 @@ SAM_WRAPPERS = ('SAMOptimWrapper', 'AUSAMOptimWrapper')
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Train a model')
     p.add_argument('config', help='train config file path')
-    p.add_argument('--work-dir', help='where logs and checkpoints go')
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help="resume from PATH, or with no value ('auto') from "
                    'the latest checkpoint in the work dir')
@@ -22,16 +21,8 @@ def parse_args(argv=None):
                    help='fp16 mixed precision (SAM wrappers: dtype=float16)')
     p.add_argument('--no-validate', action='store_true',
                    help='skip validation during training')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config settings, e.g. '
-                   'optim_wrapper.alpha=0.6 train_cfg.max_epochs=10')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(p)
+    return parse(p, argv)
 
 
 def merge_args(cfg: Config, args) -> Config:
