@@ -1,0 +1,33 @@
+# Runtime shared by every task: registry scope, hooks, logging, DDP wrapper.
+default_scope = 'ausam_tasks'
+# A task's configs extend this with their package: imports=['ausam_tasks', 'tasks.<task>'].
+custom_imports = dict(imports=['ausam_tasks'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+# Per-epoch wall time, fraction of samples the SAM passes used, AUSAM score statistics.
+custom_hooks = [dict(type='SharpnessAwareLoggerHook')]
+
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+# mmengine's own DDP wrapper bypasses the model's train_step; this one runs the SAM-family
+# step through DDP's forward (harmless without distributed training).
+model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+log_processor = dict(by_epoch=True, window_size=50)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=None, deterministic=False)

@@ -1,0 +1,6 @@
+# pyramidnet110-a270; the leaf config sets net.num_classes and the data preprocessor of its dataset.
+model = dict(
+    type='ImageClassifier',
+    net=dict(type='pyramidnet110', alpha=270, num_classes=10),
+    label_smoothing=0.0,
+)

@@ -1,0 +1,10 @@
+# PyramidNet-110 (alpha 270, basic blocks) on CIFAR-100, SGD baseline (paper Tables 1-2).
+# 200 epochs, batch 128, cosine, Cutout; SGD lr 0.1, momentum 0.9, weight decay 5e-4.
+_base_ = [
+    '../_base_/models/pyramidnet110-a270.py',
+    '../_base_/datasets/cifar100_bs128.py',
+    '../_base_/schedules/sgd_cosine_200e.py',
+    '../_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['ausam_tasks', 'tasks.classification'], allow_failed_imports=False)
+model = dict(net=dict(num_classes=100), data_preprocessor={{_base_.data_preprocessor}})

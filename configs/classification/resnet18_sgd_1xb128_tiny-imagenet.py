@@ -1,0 +1,10 @@
+# ResNet-18 (3x3 stem, no max-pool) on Tiny-ImageNet 64x64, SGD baseline (paper Table 3).
+# 200 epochs, batch 128, cosine, Cutout; SGD lr 0.1, momentum 0.9, weight decay 5e-4.
+_base_ = [
+    '../_base_/models/resnet18.py',
+    '../_base_/datasets/tiny-imagenet_bs128.py',
+    '../_base_/schedules/sgd_cosine_200e.py',
+    '../_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['ausam_tasks', 'tasks.classification'], allow_failed_imports=False)
+model = dict(net=dict(num_classes=200), data_preprocessor={{_base_.data_preprocessor}})

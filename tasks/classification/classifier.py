@@ -1,0 +1,56 @@
+"""The mmengine model around a plain classification network."""
+from __future__ import annotations
+
+from typing import List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import nn
+
+from ausam_tasks.engine import SAMTrainStepMixin
+from ausam_tasks.registry import MODELS
+
+from .data_sample import ClsDataSample
+
+
+@MODELS.register_module()
+class ImageClassifier(SAMTrainStepMixin, BaseModel):
+    """``net`` maps images to logits (any module or a registered constructor config).
+
+    Modes: 'loss' -> ``{'loss': per-sample CE of shape (B,)}`` (the AUSAM protocol; mmengine
+    averages it for plain optimizers), 'predict' -> data samples with ``pred_label`` and
+    ``pred_score``, 'tensor' -> logits.
+    """
+
+    def __init__(self, net: Union[dict, nn.Module], data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 label_smoothing: float = 0.0, init_cfg: Optional[dict] = None):
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.net = MODELS.build(net) if isinstance(net, dict) else net
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}')
+        self.label_smoothing = label_smoothing
+
+    def forward(self, inputs: torch.Tensor, data_samples: Optional[List[ClsDataSample]] = None,
+                mode: str = 'tensor'):
+        logits = self.net(inputs)
+        if mode == 'tensor':
+            return logits
+        if mode == 'loss':
+            if not data_samples:
+                raise ValueError('loss mode needs data_samples with gt_label')
+            labels = torch.stack([s.gt_label for s in data_samples]).to(logits.device)
+            loss = F.cross_entropy(logits, labels, reduction='none', label_smoothing=self.label_smoothing)
+            return {'loss': loss}
+        if mode == 'predict':
+            scores = logits.float().softmax(dim=1).detach()
+            preds = scores.argmax(dim=1)
+            if data_samples is None:
+                data_samples = [ClsDataSample() for _ in range(len(logits))]
+            for s, score, pred in zip(data_samples, scores, preds):
+                s.pred_score = score
+                s.pred_label = pred
+            return data_samples
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
