@@ -5,7 +5,8 @@ imports no mmengine; ``ausam_tasks.engine`` registers the mmengine pieces and
 is imported here when mmengine is installed.
 """
 from .scores import ScoreTable
-from .sam import AUSAM, SAM, StepResult, frozen_bn_stats, perturbation
+from .sam import (AUSAM, SAM, StepResult, frozen_bn_stats, perturbation,
+                  second_pass)
 from .selection import select_subset, selection_probs
 
 try:
@@ -17,4 +18,4 @@ else:
 
 __version__ = '0.1.0'
 __all__ = ['AUSAM', 'SAM', 'ScoreTable', 'StepResult', 'frozen_bn_stats',
-           'perturbation', 'select_subset', 'selection_probs']
+           'perturbation', 'second_pass', 'select_subset', 'selection_probs']

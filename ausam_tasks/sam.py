@@ -62,6 +62,20 @@ def frozen_bn_stats(model: Optional[nn.Module]) -> Iterator[None]:
             m.num_batches_tracked.copy_(tracked)
 
 
+@contextlib.contextmanager
+def second_pass(model: Optional[nn.Module]) -> Iterator[None]:
+    """Context of the forward at w + eps: BatchNorm statistics frozen, and
+    the ``sam_second_pass()`` context of every module that defines one
+    entered (e.g. QAT activation observers that must keep their ranges)."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(frozen_bn_stats(model))
+        for m in ([] if model is None else model.modules()):
+            enter = getattr(m, 'sam_second_pass', None)
+            if callable(enter):
+                stack.enter_context(enter())
+        yield
+
+
 def total_loss(losses: Dict[str, torch.Tensor], step: int,
                where: str) -> torch.Tensor:
     """Sum the per-sample loss vectors; a non-finite loss is an error."""
@@ -165,7 +179,7 @@ class SAM:
                                   positions=positions, skipped=True)
         self.perturb()
         self.optimizer.zero_grad(set_to_none=True)
-        with frozen_bn_stats(model):
+        with second_pass(model):
             losses2 = closure(positions)
         l2 = total_loss(losses2, step, 'at w + eps')
         backward(l2.mean(), scaler)

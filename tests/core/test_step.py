@@ -237,3 +237,29 @@ def test_parameters_marked_sam_perturb_false_are_not_perturbed():
     expected = {n: w[n].detach() - LR * gi for n, gi in zip(names, g2)}
     model.train_step(data, wrapper(model, rho=0.5))
     assert_params(model, expected)
+
+
+def test_modules_can_join_the_second_pass_context():
+    """A module's sam_second_pass() context is active exactly during the
+    forward at w + eps (QAT observers use it to keep their ranges)."""
+    import contextlib
+    model = toy()
+    seen = []
+
+    class Probe(torch.nn.Module):
+        active = False
+
+        @contextlib.contextmanager
+        def sam_second_pass(self):
+            Probe.active = True
+            yield
+            Probe.active = False
+
+        def forward(self, x):
+            seen.append(Probe.active)
+            return x
+
+    model.conv = torch.nn.Sequential(model.conv, Probe())
+    model.train_step(batch(ToyDataset(8), range(8)), wrapper(model))
+    assert seen == [False, True]
+    assert not Probe.active
