@@ -70,7 +70,11 @@ def test_simcc_targets_peak_at_the_transformed_keypoints(mpii_fixture):
         peak = np.stack([labels.keypoint_x_labels[0].argmax(-1).numpy(),
                          labels.keypoint_y_labels[0].argmax(-1).numpy()], -1)
         kpts = sample.gt_instances.transformed_keypoints[0]
-        w = labels.keypoint_weights[0].numpy() > 0
+        # The random affine can push a visible joint just outside the input,
+        # where the target's peak is clipped to the border: compare the rest.
+        inside = ((kpts >= 0) & (kpts <= 255.5)).all(-1)
+        w = (labels.keypoint_weights[0].numpy() > 0) & inside
+        assert w.sum() >= 8
         np.testing.assert_allclose(peak[w] / 2.0, kpts[w], atol=0.5)
 
 
