@@ -12,20 +12,12 @@ them alike. SAM% = SAM's median step time / the method's.
     python benchmarks/pose_step_time.py --device cuda
 """
 import argparse
-import json
-import platform
-import statistics
-import sys
-import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ausam_tasks.sam import AUSAM, SAM  # noqa: E402
-from tasks.pose_simcc.models import KLDiscreteLoss, ResNet, SimCCHead  # noqa: E402
+from timing import device_name, method_steps, report, time_round_robin
+from tasks.pose_simcc.models import KLDiscreteLoss, ResNet, SimCCHead  # noqa: E402,I001
 
 
 class SimCCNet(nn.Module):
@@ -45,32 +37,6 @@ def simcc_labels(k, joints, bins, sigma, generator):
     grid = torch.arange(bins).float()
     return torch.exp(-0.5 * ((grid - centers) / sigma) ** 2) / (
         sigma * (2 * torch.pi) ** 0.5)
-
-
-def make_step(method, alpha, model, batch, loss_fn, dataset_size):
-    x, gx, gy, w, idx = batch
-    base = torch.optim.Adam(model.parameters(), lr=5e-4)
-    if method == 'Adam':
-        def step():
-            base.zero_grad(set_to_none=True)
-            loss_fn(model(x), (gx, gy), w).mean().backward()
-            base.step()
-        return step
-
-    def closure(pos):
-        if pos is None:
-            return {'loss_kpt': loss_fn(model(x), (gx, gy), w)}
-        pos = pos.to(x.device)
-        return {'loss_kpt': loss_fn(model(x[pos]), (gx[pos], gy[pos]), w[pos])}
-
-    if method == 'SAM':
-        opt = SAM(base, rho=0.05)
-        return lambda: opt.step(closure, model=model)
-    opt = AUSAM(base, rho=0.05, alpha=alpha, s_min=0.1, s_max=0.5,
-                warmup_epochs=0, init_epochs=0, num_samples=dataset_size)
-    # Steady state: every sample already has a score.
-    opt.table.update(torch.arange(dataset_size), torch.rand(dataset_size))
-    return lambda: opt.step(closure, idx, epoch=10, model=model)
 
 
 def main():
@@ -94,60 +60,32 @@ def main():
     device = torch.device(args.device)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    model = SimCCNet(args.depth, args.input_size).to(device)
+    model = SimCCNet(args.depth, args.input_size).to(device).train()
     k, bins = args.batch_size, int(args.input_size * 2.0)
-    batch = (torch.randn(k, 3, args.input_size, args.input_size).to(device),
-             simcc_labels(k, 16, bins, 6.0, gen).to(device),
-             simcc_labels(k, 16, bins, 6.0, gen).to(device),
-             torch.ones(k, 16, device=device),
-             torch.arange(k))
+    x = torch.randn(k, 3, args.input_size, args.input_size).to(device)
+    gx = simcc_labels(k, 16, bins, 6.0, gen).to(device)
+    gy = simcc_labels(k, 16, bins, 6.0, gen).to(device)
+    w = torch.ones(k, 16, device=device)
     loss_fn = KLDiscreteLoss(use_target_weight=True)
-    methods = [('Adam', None), ('SAM', None)] + [
-        (f'AUSAM-{a}', float(a)) for a in args.alphas.split(',')]
-    state = {n: model.state_dict() for n, _ in methods}
-    steps = {}
-    for name, alpha in methods:
-        model.load_state_dict(state[name])
-        steps[name] = make_step(name.split('-')[0], alpha, model, batch,
-                                loss_fn, dataset_size=4 * k)
-    sync = (torch.cuda.synchronize if device.type == 'cuda' else lambda: None)
-    times = {n: [] for n, _ in methods}
-    model.train()
-    for rep in range(args.warmup + args.steps):
-        for name, _ in methods:
-            sync()
-            t0 = time.perf_counter()
-            steps[name]()
-            sync()
-            if rep >= args.warmup:
-                times[name].append(time.perf_counter() - t0)
-        print(f'round {rep + 1}/{args.warmup + args.steps} done',
-              file=sys.stderr)
-    sam = statistics.median(times['SAM'])
-    rows = []
-    for name, _ in methods:
-        med = statistics.median(times[name])
-        rows.append(dict(method=name, median_s=med, sam_pct=100 * sam / med,
-                         times_s=times[name]))
-    dev = (torch.cuda.get_device_name(device) if device.type == 'cuda' else
-           f'{platform.processor() or platform.machine()}, '
-           f'{torch.get_num_threads()} threads')
-    print(f'\nSimCC ResNet-{args.depth}, batch {k}, '
-          f'{args.input_size}x{args.input_size}, {dev}, '
-          f'torch {torch.__version__}, median of {args.steps} steps\n')
-    print('| method | median step (s) | SAM% |')
-    print('| --- | ---: | ---: |')
-    for r in rows:
-        print(f"| {r['method']} | {r['median_s']:.3f} | {r['sam_pct']:.0f}% |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(dict(
-        benchmark='pose_step_time',
-        date=datetime.now(timezone.utc).isoformat(timespec='minutes'),
-        device=dev, torch=torch.__version__, model=f'SimCC ResNet-{args.depth}',
-        input_size=args.input_size, batch_size=k, steps=args.steps,
-        rows=rows), indent=2))
-    print(f'\nwrote {out}')
+
+    def closure(pos):
+        if pos is None:
+            return {'loss_kpt': loss_fn(model(x), (gx, gy), w)}
+        pos = pos.to(device)
+        return {'loss_kpt': loss_fn(model(x[pos]), (gx[pos], gy[pos]), w[pos])}
+
+    steps = method_steps(
+        model, 'Adam', lambda: torch.optim.Adam(model.parameters(), lr=5e-4),
+        closure, torch.arange(k), [float(a) for a in args.alphas.split(',')],
+        dataset_size=4 * k)
+    times = time_round_robin(steps, args.warmup, args.steps, device)
+    dev = device_name(device)
+    report(times, f'SimCC ResNet-{args.depth}, batch {k}, '
+           f'{args.input_size}x{args.input_size}, {dev}, torch '
+           f'{torch.__version__}, median of {args.steps} steps', args.out,
+           benchmark='pose_step_time', device=dev,
+           model=f'SimCC ResNet-{args.depth}', input_size=args.input_size,
+           batch_size=k, steps=args.steps)
 
 
 if __name__ == '__main__':
