@@ -68,11 +68,11 @@ def build_model(args, num_classes: int) -> torch.nn.Module:
     return cifar_resnet(args.depth, args.width, num_classes)
 
 
-def prepare(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, train: bool) -> torch.Tensor:
+def prepare(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, train: bool, cutout: int = 16) -> torch.Tensor:
     if train:
         x = augment.random_flip(augment.random_crop(x, 4), 0.5)
     x = (x.float() - mean) / std
-    return augment.cutout(x, 16) if train else x
+    return augment.cutout(x, cutout) if train and cutout > 0 else x
 
 
 @torch.no_grad()
@@ -112,7 +112,7 @@ def train_one(method: str, seed: int, data, args, device) -> dict:
         perm = torch.randperm(len(xtr), generator=g)
         for s in range(steps_per_epoch):
             idx = perm[s * args.batch_size:(s + 1) * args.batch_size]
-            x = prepare(xtr[idx].to(device, non_blocking=True), mean, std, True)
+            x = prepare(xtr[idx].to(device, non_blocking=True), mean, std, True, args.cutout)
             y = ytr[idx].to(device, non_blocking=True)
             if spec['kind'] == 'sgd':
                 base.zero_grad(set_to_none=True)
@@ -163,6 +163,8 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=0.1)
     p.add_argument('--rho', type=float, default=0.05)
     p.add_argument('--s-max', type=float, default=0.5)
+    p.add_argument('--cutout', type=int, default=16,
+                   help='Cutout square size in px for training batches (0: no Cutout; crop + flip stay on)')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--threads', type=int, default=None, help='torch intra-op threads (CPU)')
     p.add_argument('--out', type=Path, default=REPO / 'work_dirs' / 'cifar_accuracy' / 'results.json')
@@ -213,7 +215,7 @@ def main(argv=None):
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(preset=args.preset, model=net, epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
-                lr=args.lr, rho=args.rho, s_max=args.s_max, warmup_epochs=args.warmup_epochs,
+                lr=args.lr, rho=args.rho, s_max=args.s_max, cutout=args.cutout, warmup_epochs=args.warmup_epochs,
                 init_epochs=args.init_epochs, train_images=len(data[0]), holdout_images=len(data[2]),
                 device=str(device), threads=torch.get_num_threads(), machine=platform.platform(),
                 torch=torch.__version__, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
