@@ -39,7 +39,7 @@ def method_steps(model: torch.nn.Module, base_name: str,
                     warmup_epochs=0, init_epochs=0, num_samples=dataset_size)
         # Steady state: every sample already has a score.
         opt.table.update(torch.arange(dataset_size), torch.rand(dataset_size))
-        steps[f'AUSAM-{alpha:g}'] = (
+        steps[f'AUSAM-{alpha}'] = (
             lambda o=opt: o.step(closure, idx, epoch=10, model=model))
     return steps
 
