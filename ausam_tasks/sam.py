@@ -6,6 +6,7 @@ w + eps (Eq. 3). AUSAM (Deng et al.) runs both passes on a subset of the
 mini-batch drawn by each sample's ADLP score (Eq. 6-8).
 """
 import contextlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
@@ -76,9 +77,10 @@ def second_pass(model: Optional[nn.Module]) -> Iterator[None]:
         yield
 
 
-def total_loss(losses: Dict[str, torch.Tensor], step: int,
-               where: str) -> torch.Tensor:
-    """Sum the per-sample loss vectors; a non-finite loss is an error."""
+def total_loss(losses: Dict[str, torch.Tensor], step: int, where: str,
+               check_finite: bool = True) -> torch.Tensor:
+    """Sum the per-sample loss vectors; a non-finite loss is an error
+    (with fp16 loss scaling it is an overflow for the scaler instead)."""
     total = None
     for name, value in losses.items():
         if value.dim() != 1:
@@ -86,7 +88,7 @@ def total_loss(losses: Dict[str, torch.Tensor], step: int,
                 f"loss '{name}' has shape {tuple(value.shape)}: sharpness-"
                 'aware steps need one loss per sample (shape (B,), no '
                 'reduction)')
-        if not bool(torch.isfinite(value).all()):
+        if check_finite and not bool(torch.isfinite(value).all()):
             raise FloatingPointError(
                 f"step {step}: loss '{name}' {where} is not finite "
                 f'({value.detach().float().mean().item()}); lower the '
@@ -104,7 +106,8 @@ class StepResult:
     loss_before: Optional[torch.Tensor] = None  # per-sample, at w
     loss_after: Optional[torch.Tensor] = None  # per-sample, at w + eps
     positions: Optional[torch.Tensor] = None  # selected batch positions
-    skipped: bool = False  # fp16 overflow in the first pass
+    dlp: Optional[torch.Tensor] = None  # |loss_after - loss_before| (Eq. 5)
+    skipped: bool = False  # fp16 overflow: no update, no scores
 
 
 class SAM:
@@ -161,7 +164,9 @@ class SAM:
 
         losses1 = first_losses if first_losses is not None else closure(
             positions)
-        l1 = total_loss(losses1, step, 'at w')
+        # Under fp16 a non-finite loss is an overflow: its gradients are
+        # non-finite too, and the checks below skip the step.
+        l1 = total_loss(losses1, step, 'at w', check_finite=scaler is None)
         backward(l1.mean(), scaler)
         if scaler is not None:
             # Unscale before the norm of Eq. 2; an overflow skips the step
@@ -181,14 +186,18 @@ class SAM:
         self.optimizer.zero_grad(set_to_none=True)
         with second_pass(model):
             losses2 = closure(positions)
-        l2 = total_loss(losses2, step, 'at w + eps')
+        l2 = total_loss(losses2, step, 'at w + eps',
+                        check_finite=scaler is None)
         backward(l2.mean(), scaler)
         self.restore()
-        update()
+        update()  # with fp16, the scaler skips a step whose grads overflowed
         self.optimizer.zero_grad(set_to_none=True)
+        l1, l2 = l1.detach(), l2.detach()
+        dlp = (l2 - l1).abs()  # Eq. 5
         return StepResult(losses={k: v.detach() for k, v in losses1.items()},
-                          loss_before=l1.detach(), loss_after=l2.detach(),
-                          positions=positions)
+                          loss_before=l1, loss_after=l2, positions=positions,
+                          dlp=dlp, skipped=scaler is not None and not bool(
+                              torch.isfinite(dlp).all()))
 
     def step(self, closure: Closure, model: Optional[nn.Module] = None,
              scaler=None, update=None) -> StepResult:
@@ -281,8 +290,7 @@ class AUSAM(SAM):
             pos = self.select(sample_idx, epoch)
         result = self.two_passes(closure, pos, model, scaler, update, first)
         if not result.skipped:
-            dlp = (result.loss_after - result.loss_before).abs()  # Eq. 5
-            idx, dlp = gather_scores(sample_idx[pos], dlp.detach().cpu())
+            idx, dlp = gather_scores(sample_idx[pos], result.dlp.cpu())
             self.table.update(idx, dlp)  # Eq. 6
         return result
 
@@ -292,6 +300,14 @@ class AUSAM(SAM):
 
     def load_state_dict(self, state: dict) -> None:
         self.num_steps = int(state['num_steps'])
+        if 'scores' not in state:
+            warnings.warn('the checkpoint holds plain SAM state: AUSAM '
+                          'starts with an empty score table')
+            return
+        if int(state['seed']) != self.seed:
+            warnings.warn(f"resuming with the checkpoint's selection seed "
+                          f"{state['seed']} instead of {self.seed}, so the "
+                          'draws continue the same stream')
         self.seed = int(state['seed'])
         self.table.load_state_dict(state['scores'])
 

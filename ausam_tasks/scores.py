@@ -68,6 +68,19 @@ class ScoreTable:
         count[:len(self)] = self.count
         self.value, self.count = value, count
 
+    def fix_size(self, num_samples: int) -> None:
+        """Size the table to the dataset (e.g. once the Runner knows it);
+        from then on an index outside it is an error."""
+        if self.count[num_samples:].any():
+            raise ValueError(
+                f'the score table holds scores for indices >= {num_samples}: '
+                'it was built for a larger dataset')
+        value = torch.zeros(num_samples, dtype=torch.float64)
+        count = torch.zeros(num_samples, dtype=torch.int64)
+        n = min(num_samples, len(self))
+        value[:n], count[:n] = self.value[:n], self.count[:n]
+        self.value, self.count, self.fixed_size = value, count, True
+
     def scores(self, idx: torch.Tensor) -> torch.Tensor:
         """ADLP of each index (float64, CPU); NaN where never scored."""
         idx = self._check(idx)

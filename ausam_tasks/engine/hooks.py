@@ -10,9 +10,17 @@ from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
 @HOOKS.register_module()
 class SharpnessAwareLoggerHook(Hook):
     """After each training epoch, log its wall time, the fraction of samples
-    the SAM passes trained on, and statistics of the AUSAM score table."""
+    the SAM passes trained on, and statistics of the AUSAM score table
+    (sized to the training dataset before training starts)."""
 
     priority = 'BELOW_NORMAL'
+
+    def before_train(self, runner) -> None:
+        # The Runner knows the dataset size: fix the AUSAM score table to it,
+        # so the logged scored fraction is exact and a wrong sample_idx fails.
+        ow = runner.optim_wrapper
+        if isinstance(ow, AUSAMOptimWrapper) and not ow.core.table.fixed_size:
+            ow.core.table.fix_size(len(runner.train_dataloader.dataset))
 
     def before_train_epoch(self, runner) -> None:
         self._start = time.perf_counter()

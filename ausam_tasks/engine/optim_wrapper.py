@@ -241,7 +241,9 @@ class SAMOptimWrapper(OptimWrapper):
         if core is None:
             warnings.warn(f'{type(self).__name__}: the checkpoint has no '
                           'sharpness-aware state (it was saved by another '
-                          'optimizer wrapper); scores start empty')
+                          'optimizer wrapper); the step counter'
+                          + (' and scores start' if isinstance(
+                              self.core, AUSAM) else ' starts') + ' afresh')
         else:
             self.core.load_state_dict(core)
         if scaler is not None:
@@ -300,9 +302,8 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
 
     def _log_vars(self, result, extras, batch_size):
         log_vars = super()._log_vars(result, extras, batch_size)
-        if result.loss_after is not None:
-            dlp = (result.loss_after - result.loss_before).abs()
-            log_vars['dlp_mean'] = dlp.mean()
+        if result.dlp is not None:
+            log_vars['dlp_mean'] = result.dlp.mean()
         return log_vars
 
 
@@ -316,9 +317,9 @@ def per_sample_losses(out, size: int) -> Dict[str, torch.Tensor]:
     for key, value in out.items():
         if 'loss' not in key:
             continue
-        if isinstance(value, (list, tuple)):
-            raise TypeError(f"loss '{key}' is a list; return one tensor of "
-                            'shape (B,). ' + PROTOCOL)
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"loss '{key}' is a {type(value).__name__}; "
+                            'return one tensor of shape (B,). ' + PROTOCOL)
         if value.dim() != 1 or value.shape[0] != size:
             raise ValueError(
                 f"loss '{key}' has shape {tuple(value.shape)} for a batch of "

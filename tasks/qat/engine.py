@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from torch import nn
 
+from ausam_tasks.engine.checkpoint import load_checkpoint_file
 from ausam_tasks.registry import HOOKS, MODELS
 
 from .quantize import calibrate, is_calibrated, quantize_model, quantizers
@@ -25,13 +26,6 @@ from .quantize import calibrate, is_calibrated, quantize_model, quantizers
 def load_float_checkpoint(model: nn.Module, path: str) -> None:
     """Load a full-precision checkpoint (mmengine or plain state_dict) into
     the float ``model``; every key must match."""
-    try:
-        from ausam_tasks.engine.checkpoint import load_checkpoint_file
-    except ImportError:  # pragma: no cover - core without checkpoint helper
-        import torch
-
-        def load_checkpoint_file(p):
-            return torch.load(p, map_location='cpu', weights_only=True)
     import os
     if not os.path.isfile(path):
         raise FileNotFoundError(

@@ -62,3 +62,21 @@ def test_fp16_overflow_skips_the_step_like_amp_optim_wrapper():
     assert ow.loss_scaler.get_scale() == 2.0**119  # backed off once
     # The scaler state travels with the checkpoint.
     assert ow.state_dict()['loss_scaler']['scale'] == 2.0**119
+
+
+def test_fp16_non_finite_loss_is_an_overflow_not_an_error():
+    torch.manual_seed(0)
+    model = ToyNet()
+    ow = build_optim_wrapper(model, dict(
+        type='AUSAMOptimWrapper', optimizer=dict(type='SGD', lr=0.1),
+        alpha=1.0, init_epochs=0, dtype='float16'))
+    ds = ToyDataset(8)
+    ds.x[2] = float('inf')
+    before = copy.deepcopy(dict(model.named_parameters()))
+    scale = None
+    log = model.train_step(batch(ds, range(8)), ow)
+    scale = ow.loss_scaler.get_scale()
+    assert log['skipped'] == 1.0 and scale < 2.0**16
+    for k, v in model.named_parameters():
+        assert torch.equal(v, before[k]), k
+    assert ow.core.table.count.sum() == 0  # no NaN scores recorded

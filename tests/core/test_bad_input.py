@@ -88,3 +88,17 @@ def test_checkpoint_loader_refuses_other_getattr_calls(tmp_path):
         history_buffer_method(torch, 'load')
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
+
+
+def test_non_tensor_loss_is_rejected_with_the_protocol():
+    from ausam_tasks.engine import per_sample_losses
+    with pytest.raises(TypeError, match='float.*shape'):
+        per_sample_losses({'loss': 0.5}, 4)
+
+
+def test_resuming_ausam_from_a_sam_checkpoint_warns_and_starts_empty():
+    sam = build('SAMOptimWrapper')
+    ausam = build()
+    with pytest.warns(UserWarning, match='empty score table'):
+        ausam.load_state_dict(sam.state_dict())
+    assert ausam.core.table.count.sum() == 0

@@ -58,3 +58,15 @@ def test_stats_summarise_scored_entries():
     st = t.stats()
     assert st['scored_frac'] == 0.5
     assert st['score_mean'] == 2.0 and st['score_max'] == 3.0
+
+
+def test_fix_size_keeps_scores_and_then_bounds_checks():
+    t = ScoreTable()
+    t.update(torch.tensor([2, 5]), torch.tensor([1.0, 2.0]))
+    t.fix_size(6)
+    assert len(t) == 6 and t.stats()['scored_frac'] == pytest.approx(2 / 6)
+    assert t.scores(torch.tensor([5]))[0] == 2.0
+    with pytest.raises(IndexError, match='outside the score table of 6'):
+        t.scores(torch.tensor([6]))
+    with pytest.raises(ValueError, match='larger dataset'):
+        t.fix_size(4)
