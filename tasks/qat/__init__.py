@@ -6,7 +6,7 @@ from .integer import (IntegerConv2d, IntegerLinear, convert_to_integer,
                       integer_weight_levels)
 from .modules import QuantConv2d, QuantLinear
 from .quantize import (QUANTIZER_PARAM_PATTERN, calibrate, calibration_mode,
-                       fold_batchnorm, frozen_activation_observers,
+                       fold_batchnorm,
                        is_calibrated, quantizable_layers, quantize_model,
                        quantizer_parameter_names, quantizers)
 from .quantizers import (FakeQuantizer, LSQQuantizer, MinMaxQuantizer,
@@ -17,7 +17,7 @@ __all__ = [
     'fake_quantize_ste', 'quant_range', 'QuantConv2d', 'QuantLinear',
     'quantize_model', 'quantizable_layers', 'quantizers',
     'quantizer_parameter_names', 'QUANTIZER_PARAM_PATTERN', 'calibrate',
-    'calibration_mode', 'frozen_activation_observers', 'is_calibrated',
+    'calibration_mode', 'is_calibrated',
     'fold_batchnorm', 'convert_to_integer', 'integer_weight_levels',
     'IntegerConv2d', 'IntegerLinear'
 ]

@@ -156,18 +156,6 @@ def calibrate(model: nn.Module, batches: Iterable,
     return n
 
 
-@contextlib.contextmanager
-def frozen_activation_observers(model: nn.Module):
-    """Activation ranges stay fixed inside (SAM's second pass at the
-    perturbed weights, where BatchNorm statistics stay fixed too). Weight
-    ranges keep following the weights. Uses each quantizer's
-    ``sam_second_pass()`` context."""
-    with contextlib.ExitStack() as stack:
-        for q in quantizers(model):
-            stack.enter_context(q.sam_second_pass())
-        yield model
-
-
 # --------------------------------------------------------------------------
 # BatchNorm folding (optional)
 

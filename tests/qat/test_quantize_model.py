@@ -215,15 +215,15 @@ def test_calibration_averages_batch_ranges():
     assert q.max_val.item() == pytest.approx(2.0)  # mean of 1 and 3
 
 
-def test_frozen_activation_observers():
-    from tasks.qat import frozen_activation_observers
+def test_second_pass_freezes_activation_observers():
+    from ausam_tasks.sam import second_pass
     torch.manual_seed(0)
     model = quantize_model(_small_mobilenet(), 4, 4)
     calibrate(model, [torch.randn(2, 3, 32, 32)])
     model.train()
     acts = [m.input_quantizer for _, m in _quant_layers(model)]
     before = [q.max_val.clone() for q in acts]
-    with frozen_activation_observers(model):
+    with second_pass(model):
         model(torch.randn(2, 3, 32, 32) * 5)
     assert all(torch.equal(a, q.max_val) for a, q in zip(before, acts))
     model(torch.randn(2, 3, 32, 32) * 5)
