@@ -2,9 +2,9 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-v1
+STAMP   := $(VENV)/.installed-v2
 
-.PHONY: demo test test-all venv clean
+.PHONY: demo test test-all lint format venv clean
 
 venv: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet "setuptools>=77,<81" wheel cython "numpy>=2" \
 	    mmengine==0.10.7 mmcv-lite==2.1.0 albumentations opencv-python-headless scipy \
-	    json-tricks munkres matplotlib pillow pytest
+	    json-tricks munkres matplotlib pillow pytest ruff==0.17.6
 	# mmpose's chumpy dependency does not build on modern pip; nothing we import needs it.
 	$(BIN)/pip install --quiet --no-deps mmpose==1.3.2
 	# The PyPI wheel of xtcocotools is built against numpy 1.x: build it against numpy 2.
@@ -27,6 +27,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# Formatting and lint rules live in pyproject.toml ([tool.ruff]); CI runs this.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -6,6 +6,7 @@ resolves from this scope. The SAM-family optimizer wrappers and the DDP
 wrapper are registered in mmengine's root registries themselves, so a config
 in any scope can switch to them by changing ``type`` alone.
 """
+
 from mmengine import registry as mm
 from mmengine.registry import Registry
 

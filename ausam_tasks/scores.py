@@ -1,4 +1,5 @@
 """Per-sample importance scores (ADLP, Eq. 6) in plain PyTorch."""
+
 from typing import Dict, Optional
 
 import torch
@@ -18,16 +19,21 @@ class ScoreTable:
 
     AVERAGES = ('mean', 'ema')
 
-    def __init__(self,
-                 num_samples: Optional[int] = None,
-                 average: str = 'mean',
-                 ema_momentum: float = 0.1):
+    def __init__(
+        self,
+        num_samples: Optional[int] = None,
+        average: str = 'mean',
+        ema_momentum: float = 0.1,
+    ):
         if average not in self.AVERAGES:
-            raise ValueError(f'score average must be one of {self.AVERAGES}, '
-                             f'got {average!r}')
+            raise ValueError(
+                f'score average must be one of {self.AVERAGES}, '
+                f'got {average!r}'
+            )
         if not 0.0 < ema_momentum <= 1.0:
-            raise ValueError('ema_momentum must be in (0, 1], got '
-                             f'{ema_momentum}')
+            raise ValueError(
+                f'ema_momentum must be in (0, 1], got {ema_momentum}'
+            )
         if num_samples is not None and num_samples < 1:
             raise ValueError(f'num_samples must be >= 1, got {num_samples}')
         self.average = average
@@ -47,14 +53,17 @@ class ScoreTable:
             return idx
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0:
-            raise IndexError(f'sample_idx {lo} is negative: sample_idx must '
-                             'be the dataset index of each sample')
+            raise IndexError(
+                f'sample_idx {lo} is negative: sample_idx must '
+                'be the dataset index of each sample'
+            )
         if hi >= len(self):
             if self.fixed_size:
                 raise IndexError(
                     f'sample_idx {hi} is outside the score table of '
                     f'{len(self)} samples: set num_samples to the length of '
-                    'the training dataset (or leave it None to grow)')
+                    'the training dataset (or leave it None to grow)'
+                )
             self._grow(hi + 1)
         return idx
 
@@ -64,8 +73,8 @@ class ScoreTable:
         size = 1 << (size - 1).bit_length()
         value = torch.zeros(size, dtype=torch.float64)
         count = torch.zeros(size, dtype=torch.int64)
-        value[:len(self)] = self.value
-        count[:len(self)] = self.count
+        value[: len(self)] = self.value
+        count[: len(self)] = self.count
         self.value, self.count = value, count
 
     def fix_size(self, num_samples: int) -> None:
@@ -74,7 +83,8 @@ class ScoreTable:
         if self.count[num_samples:].any():
             raise ValueError(
                 f'the score table holds scores for indices >= {num_samples}: '
-                'it was built for a larger dataset')
+                'it was built for a larger dataset'
+            )
         value = torch.zeros(num_samples, dtype=torch.float64)
         count = torch.zeros(num_samples, dtype=torch.int64)
         n = min(num_samples, len(self))
@@ -108,8 +118,9 @@ class ScoreTable:
             obs = total / n
             old = self.value[uniq]
             m = self.ema_momentum
-            self.value[uniq] = torch.where(self.count[uniq] > 0,
-                                           (1 - m) * old + m * obs, obs)
+            self.value[uniq] = torch.where(
+                self.count[uniq] > 0, (1 - m) * old + m * obs, obs
+            )
         self.count[uniq] += n
 
     def stats(self) -> Dict[str, float]:
@@ -118,25 +129,34 @@ class ScoreTable:
         out = {'scored_frac': float(seen.float().mean()) if len(self) else 0.0}
         if seen.any():
             s = self.scores(torch.nonzero(seen).flatten())
-            out.update(score_mean=float(s.mean()), score_std=float(s.std())
-                       if s.numel() > 1 else 0.0,
-                       score_min=float(s.min()), score_max=float(s.max()))
+            out.update(
+                score_mean=float(s.mean()),
+                score_std=float(s.std()) if s.numel() > 1 else 0.0,
+                score_min=float(s.min()),
+                score_max=float(s.max()),
+            )
         return out
 
     def state_dict(self) -> dict:
-        return {'average': self.average, 'ema_momentum': self.ema_momentum,
-                'fixed_size': self.fixed_size,
-                'value': self.value.clone(), 'count': self.count.clone()}
+        return {
+            'average': self.average,
+            'ema_momentum': self.ema_momentum,
+            'fixed_size': self.fixed_size,
+            'value': self.value.clone(),
+            'count': self.count.clone(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if state['average'] != self.average:
             raise ValueError(
                 f'checkpoint scores were averaged with {state["average"]!r} '
-                f'but this run uses score_average={self.average!r}')
+                f'but this run uses score_average={self.average!r}'
+            )
         value, count = state['value'], state['count']
         if self.fixed_size and value.numel() != len(self):
             raise ValueError(
                 f'checkpoint score table has {value.numel()} entries but '
-                f'num_samples is {len(self)}: the training dataset changed')
+                f'num_samples is {len(self)}: the training dataset changed'
+            )
         self.value = value.to(torch.float64).clone()
         self.count = count.to(torch.int64).clone()

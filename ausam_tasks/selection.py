@@ -1,4 +1,5 @@
 """Choosing the subset of a mini-batch that SAM trains on (Eq. 7-8)."""
+
 from typing import Optional
 
 import torch
@@ -6,8 +7,9 @@ import torch
 SELECTORS = ('adlp', 'uniform', 'topk_loss')
 
 
-def s_max_at(epoch: float, s_min: float, s_max: float,
-             warmup_epochs: float) -> float:
+def s_max_at(
+    epoch: float, s_min: float, s_max: float, warmup_epochs: float
+) -> float:
     """Upper normalisation bound during warm-up: linear from s_min to s_max
     over ``warmup_epochs`` (the paper's E_start)."""
     if warmup_epochs <= 0:
@@ -27,8 +29,9 @@ def fill_unscored(scores: torch.Tensor) -> torch.Tensor:
     return torch.where(nan, scores[~nan].max(), scores)
 
 
-def normalize_scores(scores: torch.Tensor, s_min: float,
-                     s_max: float) -> torch.Tensor:
+def normalize_scores(
+    scores: torch.Tensor, s_min: float, s_max: float
+) -> torch.Tensor:
     """Eq. 8: min-max normalise the batch's scores into [s_min, s_max].
 
     All-equal scores (max == min) map to s_max everywhere, i.e. a uniform
@@ -41,8 +44,9 @@ def normalize_scores(scores: torch.Tensor, s_min: float,
     return s_min + (scores - lo) / span * (s_max - s_min)
 
 
-def selection_probs(scores: torch.Tensor, s_min: float,
-                    s_max: float) -> torch.Tensor:
+def selection_probs(
+    scores: torch.Tensor, s_min: float, s_max: float
+) -> torch.Tensor:
     """Eq. 7 on the normalised scores of Eq. 8."""
     g = normalize_scores(fill_unscored(scores), s_min, s_max)
     return g / g.sum()
@@ -53,11 +57,13 @@ def subset_size(batch_size: int, alpha: float) -> int:
     return min(batch_size, max(1, int(round(alpha * batch_size))))
 
 
-def select_subset(scores: torch.Tensor,
-                  n: int,
-                  s_min: float,
-                  s_max: float,
-                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def select_subset(
+    scores: torch.Tensor,
+    n: int,
+    s_min: float,
+    s_max: float,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """Draw ``n`` batch positions without replacement, with probability
     proportional to the normalised ADLP. Returns sorted positions."""
     probs = selection_probs(scores.double().cpu(), s_min, s_max)
@@ -65,9 +71,9 @@ def select_subset(scores: torch.Tensor,
     return pos.sort().values
 
 
-def select_uniform(batch_size: int, n: int,
-                   generator: Optional[torch.Generator] = None
-                   ) -> torch.Tensor:
+def select_uniform(
+    batch_size: int, n: int, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """The "SAM + Random" baseline: n positions uniformly at random."""
     return torch.randperm(batch_size, generator=generator)[:n].sort().values
 

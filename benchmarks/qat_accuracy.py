@@ -17,6 +17,7 @@ a markdown table and JSON.
 Example (the recorded CPU run):
     nice python benchmarks/qat_accuracy.py --out work_dirs/qat_accuracy.json
 """
+
 import argparse
 import copy
 import json
@@ -30,8 +31,12 @@ import torch.nn.functional as F
 
 from ausam_tasks.sam import AUSAM, SAM
 from tasks.classification.augment import random_crop, random_flip
-from tasks.classification.data_prep import (CIFAR10_CLASSES, CIFAR10_JPG_TAR,
-                                            REPO_ROOT, extract_cifar10_jpg)
+from tasks.classification.data_prep import (
+    CIFAR10_CLASSES,
+    CIFAR10_JPG_TAR,
+    REPO_ROOT,
+    extract_cifar10_jpg,
+)
 from tasks.classification.models import cifar_resnet, mobilenet_v1, resnet18
 from tasks.qat import calibrate, convert_to_integer, quantize_model
 
@@ -41,11 +46,18 @@ STD = torch.tensor([51.5865, 50.847, 51.255]).reshape(1, 3, 1, 1)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--arch', default='resnet20',
-                   choices=['resnet20', 'resnet18', 'mobilenet_v1'])
-    p.add_argument('--width', type=float, default=8,
-                   help='resnet20: base width (16 = original); '
-                   'mobilenet_v1: width multiplier')
+    p.add_argument(
+        '--arch',
+        default='resnet20',
+        choices=['resnet20', 'resnet18', 'mobilenet_v1'],
+    )
+    p.add_argument(
+        '--width',
+        type=float,
+        default=8,
+        help='resnet20: base width (16 = original); '
+        'mobilenet_v1: width multiplier',
+    )
     p.add_argument('--train-per-class', type=int, default=500)
     p.add_argument('--val-per-class', type=int, default=100)
     p.add_argument('--fp-epochs', type=int, default=12)
@@ -63,8 +75,12 @@ def parse_args():
     p.add_argument('--warmup-epochs', type=float, default=1)
     p.add_argument('--methods', default='sgd,sam,ausam')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--threads', type=int, default=1,
-                   help='torch CPU threads (the machine is shared)')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads (the machine is shared)',
+    )
     p.add_argument('--device', default='cpu')
     p.add_argument('--out', default='work_dirs/qat_accuracy.json')
     return p.parse_args()
@@ -74,14 +90,19 @@ def parse_args():
 def load_images(per_class: int):
     """(N, 3, 32, 32) uint8 images and labels of the first ``per_class``
     files of each class, decoded once and cached."""
-    cache = REPO_ROOT / 'work_dirs' / 'qat_bench' / f'cifar10_{per_class}pc.npz'
+    cache = (
+        REPO_ROOT / 'work_dirs' / 'qat_bench' / f'cifar10_{per_class}pc.npz'
+    )
     if cache.is_file():
         d = np.load(cache)
         return torch.from_numpy(d['x']), torch.from_numpy(d['y'])
     if not CIFAR10_JPG_TAR.is_file():
-        raise SystemExit(f'CIFAR-10 archive not found: {CIFAR10_JPG_TAR} '
-                         '(this benchmark needs ../shared/data)')
+        raise SystemExit(
+            f'CIFAR-10 archive not found: {CIFAR10_JPG_TAR} '
+            '(this benchmark needs ../shared/data)'
+        )
     import cv2
+
     root = extract_cifar10_jpg(per_class=per_class)
     xs, ys = [], []
     for label, name in enumerate(CIFAR10_CLASSES):
@@ -105,7 +126,7 @@ def split(x, y, train_per_class, val_per_class, seed):
         idx = torch.nonzero(y == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
         tr.append(idx[:train_per_class])
-        va.append(idx[train_per_class:train_per_class + val_per_class])
+        va.append(idx[train_per_class : train_per_class + val_per_class])
     tr, va = torch.cat(tr), torch.cat(va)
     return (x[tr], y[tr]), (x[va], y[va])
 
@@ -118,7 +139,7 @@ def batches(x, y, batch_size, gen, augment):
     """Shuffled, augmented, normalised batches with their dataset indices."""
     perm = torch.randperm(len(x), generator=gen)
     for i in range(0, len(x) - batch_size + 1, batch_size):  # drop last
-        idx = perm[i:i + batch_size]
+        idx = perm[i : i + batch_size]
         xb = normalize(x[idx])
         if augment:
             xb = random_flip(random_crop(xb, 4, gen), 0.5, gen)
@@ -130,9 +151,9 @@ def accuracy(model, x, y, batch_size=500):
     model.eval()
     correct = 0
     for i in range(0, len(x), batch_size):
-        xb = normalize(x[i:i + batch_size])
+        xb = normalize(x[i : i + batch_size])
         out = model(xb.to(torch.float64) if _is_double(model) else xb)
-        correct += int((out.argmax(1) == y[i:i + batch_size]).sum())
+        correct += int((out.argmax(1) == y[i : i + batch_size]).sum())
     return 100.0 * correct / len(x)
 
 
@@ -157,15 +178,24 @@ def cosine(opt, base_lr, step, total):
 def train(model, data, epochs, lr, method, args, log_prefix):
     """Train in place; returns the wall time of the training steps."""
     x, y = data
-    base = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9,
-                           weight_decay=5e-4)
+    base = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4
+    )
     if method == 'sam':
         opt = SAM(base, rho=args.rho)
     elif method == 'ausam':
-        opt = AUSAM(base, rho=args.rho, alpha=args.alpha, s_min=0.1,
-                    s_max=0.5, warmup_epochs=args.warmup_epochs,
-                    init_epochs=args.init_epochs, selector='adlp',
-                    num_samples=len(x), seed=args.seed)
+        opt = AUSAM(
+            base,
+            rho=args.rho,
+            alpha=args.alpha,
+            s_min=0.1,
+            s_max=0.5,
+            warmup_epochs=args.warmup_epochs,
+            init_epochs=args.init_epochs,
+            selector='adlp',
+            num_samples=len(x),
+            seed=args.seed,
+        )
     steps_per_epoch = len(x) // args.batch_size
     total = epochs * steps_per_epoch
     gen = torch.Generator().manual_seed(args.seed + 1)
@@ -189,21 +219,28 @@ def train(model, data, epochs, lr, method, args, log_prefix):
                 # frozen (each quantizer's sam_second_pass()).
                 def closure(pos, xb=xb, yb=yb):
                     xs, ys = (xb, yb) if pos is None else (xb[pos], yb[pos])
-                    return {'loss': F.cross_entropy(model(xs), ys,
-                                                    reduction='none')}
+                    return {
+                        'loss': F.cross_entropy(
+                            model(xs), ys, reduction='none'
+                        )
+                    }
 
                 if method == 'sam':
                     res = opt.step(closure, model=model)
                 else:
                     res = opt.step(closure, idx, epoch=epoch, model=model)
                 losses.append(res.loss_before.mean().item())
-                used += len(yb) if res.positions is None else \
-                    len(res.positions)
+                used += (
+                    len(yb) if res.positions is None else len(res.positions)
+                )
             step += 1
         dt = time.perf_counter() - t0
         elapsed += dt
-        print(f'{log_prefix} epoch {epoch + 1}/{epochs}: loss '
-              f'{np.mean(losses):.3f}, {dt:.1f} s', flush=True)
+        print(
+            f'{log_prefix} epoch {epoch + 1}/{epochs}: loss '
+            f'{np.mean(losses):.3f}, {dt:.1f} s',
+            flush=True,
+        )
     return elapsed, used / max(total * args.batch_size, 1)
 
 
@@ -212,45 +249,66 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     x, y = load_images(args.train_per_class + args.val_per_class)
-    train_set, val_set = split(x, y, args.train_per_class,
-                               args.val_per_class, args.seed)
-    print(f'data: {len(train_set[0])} train / {len(val_set[0])} val images '
-          f'(CIFAR-10 JPEGs), model {args.arch} width {args.width}',
-          flush=True)
+    train_set, val_set = split(
+        x, y, args.train_per_class, args.val_per_class, args.seed
+    )
+    print(
+        f'data: {len(train_set[0])} train / {len(val_set[0])} val images '
+        f'(CIFAR-10 JPEGs), model {args.arch} width {args.width}',
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     fp = build_model(args)
-    fp_time, _ = train(fp, train_set, args.fp_epochs, args.fp_lr, 'sgd',
-                       args, 'fp32')
+    fp_time, _ = train(
+        fp, train_set, args.fp_epochs, args.fp_lr, 'sgd', args, 'fp32'
+    )
     fp_acc = accuracy(fp, *val_set)
     print(f'full precision: {fp_acc:.2f}% ({fp_time:.0f} s)', flush=True)
 
     def quantized_copy():
         torch.manual_seed(args.seed)
-        q = quantize_model(copy.deepcopy(fp), args.w_bits, args.a_bits,
-                           quantizer=args.quantizer)
+        q = quantize_model(
+            copy.deepcopy(fp),
+            args.w_bits,
+            args.a_bits,
+            quantizer=args.quantizer,
+        )
         gen = torch.Generator().manual_seed(args.seed + 2)
-        calib = (xb for xb, _, _ in batches(*train_set, args.batch_size, gen,
-                                            False))
+        calib = (
+            xb for xb, _, _ in batches(*train_set, args.batch_size, gen, False)
+        )
         calibrate(q, calib, num_batches=args.calib_batches)
         return q
 
     ptq_acc = accuracy(quantized_copy(), *val_set)
-    print(f'W{args.w_bits}A{args.a_bits} after calibration only: '
-          f'{ptq_acc:.2f}%', flush=True)
+    print(
+        f'W{args.w_bits}A{args.a_bits} after calibration only: {ptq_acc:.2f}%',
+        flush=True,
+    )
 
     results = {}
     for method in args.methods.split(','):
         q = quantized_copy()
-        secs, frac = train(q, train_set, args.qat_epochs, args.qat_lr,
-                           method, args, f'W{args.w_bits}A{args.a_bits} '
-                           f'{method}')
+        secs, frac = train(
+            q,
+            train_set,
+            args.qat_epochs,
+            args.qat_lr,
+            method,
+            args,
+            f'W{args.w_bits}A{args.a_bits} {method}',
+        )
         acc = accuracy(q, *val_set)
         int_acc = accuracy(convert_to_integer(q).double(), *val_set)
-        results[method] = dict(acc=acc, int_acc=int_acc, time_s=secs,
-                               trained_fraction=frac)
-        print(f'{method}: {acc:.2f}% (integer model {int_acc:.2f}%), '
-              f'{secs:.0f} s', flush=True)
+        results[method] = dict(
+            acc=acc, int_acc=int_acc, time_s=secs, trained_fraction=frac
+        )
+        print(
+            f'{method}: {acc:.2f}% (integer model {int_acc:.2f}%), '
+            f'{secs:.0f} s',
+            flush=True,
+        )
 
     sam_time = results.get('sam', {}).get('time_s')
     for r in results.values():
@@ -258,21 +316,31 @@ def main():
     bits = f'W{args.w_bits}A{args.a_bits}'
     lines = [
         f'| method | {bits} acc (%) | integer-model acc (%) | fine-tune time (s)'
-        ' | SAM% | samples trained on |', '| --- | --- | --- | --- | --- | --- |'
+        ' | SAM% | samples trained on |',
+        '| --- | --- | --- | --- | --- | --- |',
     ]
     for m, r in results.items():
-        pct = f"{r['sam_pct']:.0f}%" if r['sam_pct'] else 'n/a'
-        lines.append(f"| {m} | {r['acc']:.2f} | {r['int_acc']:.2f} | "
-                     f"{r['time_s']:.0f} | {pct} | "
-                     f"{100 * r['trained_fraction']:.0f}% |")
-    print(f'\nfull precision: {fp_acc:.2f}%  |  {bits} after calibration '
-          f'only: {ptq_acc:.2f}%\n')
+        pct = f'{r["sam_pct"]:.0f}%' if r['sam_pct'] else 'n/a'
+        lines.append(
+            f'| {m} | {r["acc"]:.2f} | {r["int_acc"]:.2f} | '
+            f'{r["time_s"]:.0f} | {pct} | '
+            f'{100 * r["trained_fraction"]:.0f}% |'
+        )
+    print(
+        f'\nfull precision: {fp_acc:.2f}%  |  {bits} after calibration '
+        f'only: {ptq_acc:.2f}%\n'
+    )
     print('\n'.join(lines))
-    out = dict(args=vars(args), fp_acc=fp_acc, fp_train_time_s=fp_time,
-               ptq_acc=ptq_acc, results=results,
-               total_time_s=time.perf_counter() - t0,
-               torch=torch.__version__, date=time.strftime('%Y-%m-%d %H:%M UTC',
-                                                           time.gmtime()))
+    out = dict(
+        args=vars(args),
+        fp_acc=fp_acc,
+        fp_train_time_s=fp_time,
+        ptq_acc=ptq_acc,
+        results=results,
+        total_time_s=time.perf_counter() - t0,
+        torch=torch.__version__,
+        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f'\nwrote {args.out}')

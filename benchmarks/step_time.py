@@ -8,14 +8,14 @@ Methods are timed round-robin. SAM% = SAM's time / the method's.
     python benchmarks/step_time.py                 # CPU
     python benchmarks/step_time.py --device cuda   # GPU
 """
+
 import argparse
 
 import torch
 import torch.nn.functional as F
 import torchvision
-from torch import nn
-
 from timing import device_name, method_steps, report, time_round_robin
+from torch import nn
 
 
 def cifar_resnet18(num_classes=10):
@@ -32,8 +32,12 @@ def main():
     ap.add_argument('--steps', type=int, default=7, help='timed steps each')
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--alphas', default='0.4,0.5,0.6,0.7,1.0')
-    ap.add_argument('--threads', type=int, default=0,
-                    help='torch CPU threads (0: leave default)')
+    ap.add_argument(
+        '--threads',
+        type=int,
+        default=0,
+        help='torch CPU threads (0: leave default)',
+    )
     ap.add_argument('--channels-last', action='store_true')
     ap.add_argument('--out', default='work_dirs/benchmarks/step_time.json')
     args = ap.parse_args()
@@ -41,27 +45,43 @@ def main():
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    fmt = (
+        torch.channels_last if args.channels_last else torch.contiguous_format
+    )
     model = cifar_resnet18().to(device, memory_format=fmt).train()
     k = args.batch_size
     x = torch.randn(k, 3, 32, 32, device=device).to(memory_format=fmt)
-    y = torch.randint(0, 10, (k, ), device=device)
+    y = torch.randint(0, 10, (k,), device=device)
 
     def closure(pos):
-        xb, yb = (x, y) if pos is None else (x[pos.to(device)],
-                                             y[pos.to(device)])
+        xb, yb = (
+            (x, y) if pos is None else (x[pos.to(device)], y[pos.to(device)])
+        )
         return {'loss': F.cross_entropy(model(xb), yb, reduction='none')}
 
     steps = method_steps(
-        model, 'SGD', lambda: torch.optim.SGD(
-            model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4),
-        closure, torch.arange(k),
-        [float(a) for a in args.alphas.split(',')], dataset_size=4 * k)
+        model,
+        'SGD',
+        lambda: torch.optim.SGD(
+            model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4
+        ),
+        closure,
+        torch.arange(k),
+        [float(a) for a in args.alphas.split(',')],
+        dataset_size=4 * k,
+    )
     times = time_round_robin(steps, args.warmup, args.steps, device)
     dev = device_name(device)
-    report(times, f'ResNet-18 (CIFAR stem), batch {k}, 32x32, {dev}, torch '
-           f'{torch.__version__}, median of {args.steps} steps', args.out,
-           benchmark='step_time', device=dev, batch_size=k, steps=args.steps)
+    report(
+        times,
+        f'ResNet-18 (CIFAR stem), batch {k}, 32x32, {dev}, torch '
+        f'{torch.__version__}, median of {args.steps} steps',
+        args.out,
+        benchmark='step_time',
+        device=dev,
+        batch_size=k,
+        steps=args.steps,
+    )
 
 
 if __name__ == '__main__':

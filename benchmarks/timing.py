@@ -1,5 +1,6 @@
 """Shared parts of the step-time benchmarks: one step function per method,
 round-robin timing, and the table / JSON report. Plain PyTorch."""
+
 import json
 import platform
 import statistics
@@ -15,10 +16,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ausam_tasks.sam import AUSAM, SAM  # noqa: E402
 
 
-def method_steps(model: torch.nn.Module, base_name: str,
-                 make_base: Callable[[], torch.optim.Optimizer],
-                 closure, idx: torch.Tensor, alphas: Sequence[float],
-                 dataset_size: int, rho: float = 0.05) -> Dict[str, Callable]:
+def method_steps(
+    model: torch.nn.Module,
+    base_name: str,
+    make_base: Callable[[], torch.optim.Optimizer],
+    closure,
+    idx: torch.Tensor,
+    alphas: Sequence[float],
+    dataset_size: int,
+    rho: float = 0.05,
+) -> Dict[str, Callable]:
     """Step functions for the base optimizer, SAM and AUSAM at each alpha.
 
     ``closure(pos)`` returns per-sample losses of the batch positions ``pos``
@@ -32,20 +39,32 @@ def method_steps(model: torch.nn.Module, base_name: str,
         base.step()
 
     sam = SAM(make_base(), rho=rho)
-    steps = {base_name: plain_step,
-             'SAM': lambda: sam.step(closure, model=model)}
+    steps = {
+        base_name: plain_step,
+        'SAM': lambda: sam.step(closure, model=model),
+    }
     for alpha in alphas:
-        opt = AUSAM(make_base(), rho=rho, alpha=alpha, s_min=0.1, s_max=0.5,
-                    warmup_epochs=0, init_epochs=0, num_samples=dataset_size)
+        opt = AUSAM(
+            make_base(),
+            rho=rho,
+            alpha=alpha,
+            s_min=0.1,
+            s_max=0.5,
+            warmup_epochs=0,
+            init_epochs=0,
+            num_samples=dataset_size,
+        )
         # Steady state: every sample already has a score.
         opt.table.update(torch.arange(dataset_size), torch.rand(dataset_size))
-        steps[f'AUSAM-{alpha}'] = (
-            lambda o=opt: o.step(closure, idx, epoch=10, model=model))
+        steps[f'AUSAM-{alpha}'] = lambda o=opt: o.step(
+            closure, idx, epoch=10, model=model
+        )
     return steps
 
 
-def time_round_robin(steps: Dict[str, Callable], warmup: int, repeats: int,
-                     device: torch.device) -> Dict[str, List[float]]:
+def time_round_robin(
+    steps: Dict[str, Callable], warmup: int, repeats: int, device: torch.device
+) -> Dict[str, List[float]]:
     """Seconds per step of each method. Methods take turns, so a drift in
     the machine's speed hits all of them alike."""
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
@@ -65,28 +84,47 @@ def time_round_robin(steps: Dict[str, Callable], warmup: int, repeats: int,
 def device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return torch.cuda.get_device_name(device)
-    return (f'{platform.processor() or platform.machine()}, '
-            f'{torch.get_num_threads()} threads')
+    return (
+        f'{platform.processor() or platform.machine()}, '
+        f'{torch.get_num_threads()} threads'
+    )
 
 
-def report(times: Dict[str, List[float]], title: str, out: str,
-           **meta) -> List[dict]:
+def report(
+    times: Dict[str, List[float]], title: str, out: str, **meta
+) -> List[dict]:
     """Print a markdown table of median step times with SAM% (SAM's time /
     the method's) and write it, with ``meta``, as JSON to ``out``."""
     sam = statistics.median(times['SAM'])
-    rows = [dict(method=name, median_s=statistics.median(t),
-                 sam_pct=100 * sam / statistics.median(t), times_s=t)
-            for name, t in times.items()]
+    rows = [
+        dict(
+            method=name,
+            median_s=statistics.median(t),
+            sam_pct=100 * sam / statistics.median(t),
+            times_s=t,
+        )
+        for name, t in times.items()
+    ]
     print(f'\n{title}\n')
     print('| method | median step (ms) | SAM% |')
     print('| --- | ---: | ---: |')
     for r in rows:
-        print(f"| {r['method']} | {1000 * r['median_s']:.1f} | "
-              f"{r['sam_pct']:.0f}% |")
+        print(
+            f'| {r["method"]} | {1000 * r["median_s"]:.1f} | '
+            f'{r["sam_pct"]:.0f}% |'
+        )
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(
-        date=datetime.now(timezone.utc).isoformat(timespec='minutes'),
-        torch=torch.__version__, rows=rows, **meta), indent=2))
+    path.write_text(
+        json.dumps(
+            dict(
+                date=datetime.now(timezone.utc).isoformat(timespec='minutes'),
+                torch=torch.__version__,
+                rows=rows,
+                **meta,
+            ),
+            indent=2,
+        )
+    )
     print(f'\nwrote {path}')
     return rows

@@ -8,6 +8,7 @@ SAM/AUSAM optimizer wrappers). Data, in order of preference:
   generated                  a synthetic 10-class image folder written to data/ (no download needed)
 Prints accuracy, training time and SAM% side by side, writes <work-dir>/summary.json and a plot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,12 @@ from mmengine.runner import Runner  # noqa: E402
 
 import tasks.classification  # noqa: E402,F401
 from ausam_tasks.registry import HOOKS  # noqa: E402
-from tasks.classification.data_prep import (CIFAR10_JPG_TAR, extract_cifar10_jpg, synthetic_images,  # noqa: E402
-                                            write_image_folder)
+from tasks.classification.data_prep import (
+    CIFAR10_JPG_TAR,
+    extract_cifar10_jpg,
+    synthetic_images,  # noqa: E402
+    write_image_folder,
+)
 
 CONFIGS = {
     'SGD': 'resnet18_sgd_1xb128_cifar10.py',
@@ -57,11 +62,24 @@ class DemoProgressHook(Hook):
 
     def after_val_epoch(self, runner, metrics=None):
         acc = (metrics or {}).get('accuracy/top1', float('nan'))
-        loss = runner.message_hub.get_scalar('train/loss').mean(10) if \
-            'train/loss' in runner.message_hub.log_scalars else float('nan')
-        self.curve.append(dict(epoch=runner.epoch, time=self.train_time, acc=acc, loss=float(loss)))
-        print(f'  [{self.label:>9}] epoch {runner.epoch:>2}/{runner.max_epochs}  train loss {loss:.3f}  '
-              f'val top-1 {acc:5.1f}%  train time {self.train_time:6.1f}s', flush=True)
+        loss = (
+            runner.message_hub.get_scalar('train/loss').mean(10)
+            if 'train/loss' in runner.message_hub.log_scalars
+            else float('nan')
+        )
+        self.curve.append(
+            dict(
+                epoch=runner.epoch,
+                time=self.train_time,
+                acc=acc,
+                loss=float(loss),
+            )
+        )
+        print(
+            f'  [{self.label:>9}] epoch {runner.epoch:>2}/{runner.max_epochs}  train loss {loss:.3f}  '
+            f'val top-1 {acc:5.1f}%  train time {self.train_time:6.1f}s',
+            flush=True,
+        )
 
 
 def find_data(args) -> tuple[Path, str]:
@@ -69,35 +87,78 @@ def find_data(args) -> tuple[Path, str]:
         return Path(args.data_root), f'image folder {args.data_root}'
     per_class = args.train_per_class + args.val_per_class
     if CIFAR10_JPG_TAR.is_file():
-        root = extract_cifar10_jpg(REPO / 'data' / 'cifar10-jpg', per_class=per_class)
-        return root, f'real CIFAR-10 JPEGs ({per_class} per class from {CIFAR10_JPG_TAR.name})'
+        root = extract_cifar10_jpg(
+            REPO / 'data' / 'cifar10-jpg', per_class=per_class
+        )
+        return (
+            root,
+            f'real CIFAR-10 JPEGs ({per_class} per class from {CIFAR10_JPG_TAR.name})',
+        )
     root = REPO / 'data' / f'synthetic-stripes-{per_class}pc'
     if not (root / '.complete').is_file():
         imgs, labels = synthetic_images(per_class * 10 * 2, 10, seed=0)
-        keep = [i for c in range(10) for i in (labels == c).nonzero()[0][:per_class]]
+        keep = [
+            i
+            for c in range(10)
+            for i in (labels == c).nonzero()[0][:per_class]
+        ]
         write_image_folder(root, imgs[keep], labels[keep], ext='.png')
         (root / '.complete').touch()
-    return root, 'generated 10-class stripe images (no CIFAR-10 found; pass --data-root to use your own)'
+    return (
+        root,
+        'generated 10-class stripe images (no CIFAR-10 found; pass --data-root to use your own)',
+    )
 
 
 def make_cfg(method: str, data_root: Path, args) -> Config:
-    cfg = Config.fromfile(str(REPO / 'configs' / 'classification' / CONFIGS[method]))
-    cfg.model.net = dict(type='cifar_resnet', depth=args.depth, width=args.width, num_classes=10)
-    for key, part in (('train_dataloader', 'train'), ('val_dataloader', 'holdout'), ('test_dataloader', 'holdout')):
+    cfg = Config.fromfile(
+        str(REPO / 'configs' / 'classification' / CONFIGS[method])
+    )
+    cfg.model.net = dict(
+        type='cifar_resnet', depth=args.depth, width=args.width, num_classes=10
+    )
+    for key, part in (
+        ('train_dataloader', 'train'),
+        ('val_dataloader', 'holdout'),
+        ('test_dataloader', 'holdout'),
+    ):
         dl = cfg[key]
-        dl.update(batch_size=args.batch_size, num_workers=args.workers, persistent_workers=args.workers > 0)
-        dl.dataset = dict(type='ImageFolder', data_root=str(data_root), part=part,
-                          holdout_per_class=args.val_per_class, train_per_class=args.train_per_class,
-                          pipeline=dl.dataset.pipeline)
+        dl.update(
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            persistent_workers=args.workers > 0,
+        )
+        dl.dataset = dict(
+            type='ImageFolder',
+            data_root=str(data_root),
+            part=part,
+            holdout_per_class=args.val_per_class,
+            train_per_class=args.train_per_class,
+            pipeline=dl.dataset.pipeline,
+        )
     cfg.train_cfg.max_epochs = args.epochs
-    cfg.param_scheduler = [dict(type='CosineAnnealingLR', T_max=args.epochs, by_epoch=True, begin=0,
-                                end=args.epochs, convert_to_iter_based=True)]
+    cfg.param_scheduler = [
+        dict(
+            type='CosineAnnealingLR',
+            T_max=args.epochs,
+            by_epoch=True,
+            begin=0,
+            end=args.epochs,
+            convert_to_iter_based=True,
+        )
+    ]
     if cfg.optim_wrapper.type == 'AUSAMOptimWrapper':
         # The paper warms s_max up over 30 of 200 epochs; keep that proportion on a short run.
-        cfg.optim_wrapper.update(warmup_epochs=max(1, round(args.epochs * 0.15)), init_epochs=1)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=args.epochs, save_last=True)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10 ** 6)
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='DemoProgressHook', label=method)]
+        cfg.optim_wrapper.update(
+            warmup_epochs=max(1, round(args.epochs * 0.15)), init_epochs=1
+        )
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=args.epochs, save_last=True
+    )
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10**6)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='DemoProgressHook', label=method)
+    ]
     cfg.log_level = 'ERROR'
     cfg.randomness = dict(seed=args.seed)
     cfg.work_dir = str(Path(args.work_dir) / method.lower())
@@ -105,10 +166,19 @@ def make_cfg(method: str, data_root: Path, args) -> Config:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument('--work-dir', default='work_dirs/demo')
-    p.add_argument('--data-root', default=None, help='image folder root/<class>/*.jpg to train on')
-    p.add_argument('--methods', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument(
+        '--data-root',
+        default=None,
+        help='image folder root/<class>/*.jpg to train on',
+    )
+    p.add_argument(
+        '--methods', nargs='+', default=list(CONFIGS), choices=list(CONFIGS)
+    )
     p.add_argument('--epochs', type=int, default=8)
     p.add_argument('--train-per-class', type=int, default=250)
     p.add_argument('--val-per-class', type=int, default=100)
@@ -117,9 +187,18 @@ def main(argv=None):
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--workers', type=int, default=0)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch decides, 1 on a busy machine)')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch CPU threads (default: torch decides, 1 on a busy machine)',
+    )
     args = p.parse_args(argv)
-    if args.threads is None and hasattr(os, 'getloadavg') and os.getloadavg()[0] > (os.cpu_count() or 1):
+    if (
+        args.threads is None
+        and hasattr(os, 'getloadavg')
+        and os.getloadavg()[0] > (os.cpu_count() or 1)
+    ):
         # On a busy machine several intra-op threads spin against other processes (often 5-10x
         # slower per step); one thread is the fast choice there.
         args.threads = 1
@@ -129,10 +208,13 @@ def main(argv=None):
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     data_root, what = find_data(args)
-    print(f'Data: {what}\n  {data_root}: {args.train_per_class} training + {args.val_per_class} held-out '
-          f'images per class. Model: ResNet-{args.depth} (width {args.width}), {args.epochs} epochs, '
-          f'batch {args.batch_size}, on {"cuda" if torch.cuda.is_available() else "cpu"} '
-          f'({torch.get_num_threads()} thread(s)).', flush=True)
+    print(
+        f'Data: {what}\n  {data_root}: {args.train_per_class} training + {args.val_per_class} held-out '
+        f'images per class. Model: ResNet-{args.depth} (width {args.width}), {args.epochs} epochs, '
+        f'batch {args.batch_size}, on {"cuda" if torch.cuda.is_available() else "cpu"} '
+        f'({torch.get_num_threads()} thread(s)).',
+        flush=True,
+    )
 
     results = {}
     for method in args.methods:
@@ -140,30 +222,59 @@ def main(argv=None):
         runner = Runner.from_cfg(make_cfg(method, data_root, args))
         runner.train()
         hook = next(h for h in runner.hooks if isinstance(h, DemoProgressHook))
-        results[method] = dict(accuracy=hook.curve[-1]['acc'], train_time_s=hook.train_time, curve=hook.curve)
+        results[method] = dict(
+            accuracy=hook.curve[-1]['acc'],
+            train_time_s=hook.train_time,
+            curve=hook.curve,
+        )
 
     sam_time = results.get('SAM', {}).get('train_time_s')
     print('\n| method | val top-1 (%) | train time (s) | SAM% |')
     print('| --- | --- | --- | --- |')
     for m, r in results.items():
-        r['sam_pct'] = 100.0 * sam_time / r['train_time_s'] if sam_time else None
-        pct = f"{r['sam_pct']:.0f}%" if r['sam_pct'] else 'n/a'
-        print(f"| {m} | {r['accuracy']:.1f} | {r['train_time_s']:.1f} | {pct} |")
-    print('SAM% = SAM training time / the method\'s (higher is faster). On a busy CPU times are noisy; '
-          'AUSAM-0.5 runs full SAM in its first (scoring) epoch.')
-    (work / 'summary.json').write_text(json.dumps(dict(data=what, args=vars(args), results=results), indent=2))
+        r['sam_pct'] = (
+            100.0 * sam_time / r['train_time_s'] if sam_time else None
+        )
+        pct = f'{r["sam_pct"]:.0f}%' if r['sam_pct'] else 'n/a'
+        print(
+            f'| {m} | {r["accuracy"]:.1f} | {r["train_time_s"]:.1f} | {pct} |'
+        )
+    print(
+        "SAM% = SAM training time / the method's (higher is faster). On a busy CPU times are noisy; "
+        'AUSAM-0.5 runs full SAM in its first (scoring) epoch.'
+    )
+    (work / 'summary.json').write_text(
+        json.dumps(dict(data=what, args=vars(args), results=results), indent=2)
+    )
 
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for m, r in results.items():
-        a1.plot([c['epoch'] for c in r['curve']], [c['acc'] for c in r['curve']], marker='o', label=m)
-        a2.plot([c['time'] for c in r['curve']], [c['acc'] for c in r['curve']], marker='o', label=m)
-    a1.set_xlabel('epoch'); a2.set_xlabel('training time (s)')
+        a1.plot(
+            [c['epoch'] for c in r['curve']],
+            [c['acc'] for c in r['curve']],
+            marker='o',
+            label=m,
+        )
+        a2.plot(
+            [c['time'] for c in r['curve']],
+            [c['acc'] for c in r['curve']],
+            marker='o',
+            label=m,
+        )
+    a1.set_xlabel('epoch')
+    a2.set_xlabel('training time (s)')
     for a in (a1, a2):
-        a.set_ylabel('val top-1 (%)'); a.grid(alpha=0.3); a.legend()
-    fig.suptitle(f'ResNet-{args.depth} (width {args.width}): {what}', fontsize=9)
+        a.set_ylabel('val top-1 (%)')
+        a.grid(alpha=0.3)
+        a.legend()
+    fig.suptitle(
+        f'ResNet-{args.depth} (width {args.width}): {what}', fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(work / 'curves.png', dpi=120)
     print(f'\nWrote {work / "summary.json"} and {work / "curves.png"}')

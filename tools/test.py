@@ -1,4 +1,5 @@
 """Test a checkpoint: python tools/test.py CONFIG CHECKPOINT [flags]."""
+
 import sys
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Train from a config: python tools/train.py CONFIG [flags] (see --help)."""
+
 import sys
 from pathlib import Path
 

@@ -8,6 +8,7 @@ history buffers, numpy scalars and arrays, and ``getattr(HistoryBuffer,
 so ``runner.resume()`` and ``load_checkpoint`` work while any other pickled
 object is still refused.
 """
+
 import collections
 import os
 import pickle
@@ -30,18 +31,37 @@ _BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
 def history_buffer_method(owner, name):
     """Stands in for ``getattr`` while unpickling: only HistoryBuffer's
     statistics methods resolve, anything else is refused."""
-    if owner is HistoryBuffer and (name in _BUILTIN_STATISTICS or
-                                   name in HistoryBuffer._statistics_methods):
+    if owner is HistoryBuffer and (
+        name in _BUILTIN_STATISTICS
+        or name in HistoryBuffer._statistics_methods
+    ):
         return getattr(owner, name)
     raise pickle.UnpicklingError(
-        f'refusing getattr({owner!r}, {name!r}) in a checkpoint')
+        f'refusing getattr({owner!r}, {name!r}) in a checkpoint'
+    )
 
 
 SAFE_GLOBALS = [
-    HistoryBuffer, collections.OrderedDict, np.ndarray, np.dtype, _reconstruct,
+    HistoryBuffer,
+    collections.OrderedDict,
+    np.ndarray,
+    np.dtype,
+    _reconstruct,
     scalar,
-    *{type(np.dtype(t)) for t in ('float64', 'float32', 'float16', 'int64',
-                                  'int32', 'int16', 'int8', 'uint8', 'bool')},
+    *{
+        type(np.dtype(t))
+        for t in (
+            'float64',
+            'float32',
+            'float16',
+            'int64',
+            'int32',
+            'int16',
+            'int8',
+            'uint8',
+            'bool',
+        )
+    },
     (history_buffer_method, '__builtin__.getattr'),
     (history_buffer_method, 'builtins.getattr'),
 ]

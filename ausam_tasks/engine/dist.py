@@ -1,4 +1,5 @@
 """Distributed set-up that mmengine 0.10.7 gets wrong on CPU-only machines."""
+
 import os
 
 import torch
@@ -14,7 +15,9 @@ def init_cpu_process_group(launcher: str) -> bool:
     if dist.is_initialized():
         return False
     if 'RANK' not in os.environ:
-        raise RuntimeError('--launcher pytorch needs torchrun (RANK, '
-                           'WORLD_SIZE and MASTER_ADDR are not set)')
+        raise RuntimeError(
+            '--launcher pytorch needs torchrun (RANK, '
+            'WORLD_SIZE and MASTER_ADDR are not set)'
+        )
     dist.init_process_group(backend='gloo')
     return True

@@ -1,4 +1,5 @@
 """A hook that logs what a sharpness-aware epoch did."""
+
 import time
 
 from mmengine.hooks import Hook
@@ -26,8 +27,9 @@ class SharpnessAwareLoggerHook(Hook):
         self._start = time.perf_counter()
         self._trained = self._seen = 0
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
+    def after_train_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ) -> None:
         if outputs and 'sam_frac' in outputs and data_batch is not None:
             k = len(data_batch['data_samples'])
             self._seen += k
@@ -44,6 +46,7 @@ class SharpnessAwareLoggerHook(Hook):
             runner.message_hub.update_scalar('train/epoch_sam_frac', frac)
         if isinstance(ow, AUSAMOptimWrapper):
             st = ow.core.table.stats()
-            parts.append('scores: ' + ', '.join(
-                f'{k}={v:.4g}' for k, v in st.items()))
+            parts.append(
+                'scores: ' + ', '.join(f'{k}={v:.4g}' for k, v in st.items())
+            )
         runner.logger.info('; '.join(parts))

@@ -1,4 +1,5 @@
 """The model side of the protocol: hand the train step to SAM wrappers."""
+
 from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS  # root: any scope finds it
 
@@ -31,6 +32,7 @@ class SAMDistributedDataParallel(MMDistributedDataParallel):
 
     def train_step(self, data, optim_wrapper):
         if isinstance(optim_wrapper, SAMOptimWrapper):
-            return optim_wrapper.train_step(self.module, data,
-                                            forward_model=self)
+            return optim_wrapper.train_step(
+                self.module, data, forward_model=self
+            )
         return super().train_step(data, optim_wrapper)

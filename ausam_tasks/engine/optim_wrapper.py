@@ -5,9 +5,10 @@ config switches to them by changing ``optim_wrapper.type``. The step itself
 is ``ausam_tasks.sam``; this module only connects it to mmengine: the model
 protocol, AMP, gradient clipping, logging and checkpoint state.
 """
+
 import contextlib
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional
 
 import torch
 from mmengine.logging import MessageHub
@@ -22,16 +23,19 @@ PROTOCOL = (
     'model must (1) inherit ausam_tasks.engine.SAMTrainStepMixin before '
     'BaseModel, so its train_step hands the step to the wrapper, (2) return '
     "per-sample loss vectors of shape (B,) under 'loss*' keys in loss mode, "
-    'and (3) carry each sample\'s dataset index as data_sample.sample_idx. '
+    "and (3) carry each sample's dataset index as data_sample.sample_idx. "
     'Under distributed training set '
-    "model_wrapper_cfg=dict(type='SAMDistributedDataParallel').")
+    "model_wrapper_cfg=dict(type='SAMDistributedDataParallel')."
+)
 
 
 def sample_indices(data_samples) -> torch.Tensor:
     """Dataset indices of a batch, read from each data sample's metainfo."""
     if not isinstance(data_samples, (list, tuple)) or not data_samples:
-        raise ValueError('the batch has no data_samples list to read '
-                         'sample_idx from. ' + PROTOCOL)
+        raise ValueError(
+            'the batch has no data_samples list to read '
+            'sample_idx from. ' + PROTOCOL
+        )
     idx = []
     for i, s in enumerate(data_samples):
         value = s.get('sample_idx', None) if hasattr(s, 'get') else None
@@ -39,7 +43,8 @@ def sample_indices(data_samples) -> torch.Tensor:
             raise KeyError(
                 f'data sample {i} of the batch has no sample_idx: pack it '
                 "into the metainfo (e.g. meta_keys=('sample_idx', ...) in the "
-                'Pack transform). ' + PROTOCOL)
+                'Pack transform). ' + PROTOCOL
+            )
         idx.append(int(value))
     return torch.tensor(idx, dtype=torch.int64)
 
@@ -50,8 +55,11 @@ def subset_batch(data: dict, pos: Optional[torch.Tensor], size: int) -> dict:
         return data
     out = {}
     for key, value in data.items():
-        if isinstance(value, torch.Tensor) and value.dim() > 0 \
-                and value.shape[0] == size:
+        if (
+            isinstance(value, torch.Tensor)
+            and value.dim() > 0
+            and value.shape[0] == size
+        ):
             out[key] = value[pos.to(value.device)]
         elif isinstance(value, (list, tuple)) and len(value) == size:
             out[key] = [value[i] for i in pos.tolist()]
@@ -61,7 +69,8 @@ def subset_batch(data: dict, pos: Optional[torch.Tensor], size: int) -> dict:
             raise TypeError(
                 f"cannot take a subset of batch entry '{key}' "
                 f'({type(value).__name__}): the data preprocessor must '
-                'return stacked tensors or per-sample lists')
+                'return stacked tensors or per-sample lists'
+            )
     return out
 
 
@@ -79,20 +88,30 @@ class SAMOptimWrapper(OptimWrapper):
         **kwargs: OptimWrapper's, e.g. ``clip_grad``.
     """
 
-    def __init__(self, optimizer, rho: float = 0.05, adaptive: bool = False,
-                 eta: float = 0.01, dtype: Optional[str] = None,
-                 loss_scale='dynamic', **kwargs):
+    def __init__(
+        self,
+        optimizer,
+        rho: float = 0.05,
+        adaptive: bool = False,
+        eta: float = 0.01,
+        dtype: Optional[str] = None,
+        loss_scale='dynamic',
+        **kwargs,
+    ):
         super().__init__(optimizer, **kwargs)
         if self._accumulative_counts != 1:
             raise ValueError(
                 f'{type(self).__name__} does not support accumulative_counts'
                 f'={self._accumulative_counts}: both SAM passes must see the '
-                'same mini-batch. Increase the batch size instead.')
+                'same mini-batch. Increase the batch size instead.'
+            )
         if dtype not in (None, 'float32', 'float16', 'bfloat16'):
-            raise ValueError(f"dtype must be None, 'float16' or 'bfloat16', "
-                             f'got {dtype!r}')
-        self.cast_dtype = None if dtype in (None, 'float32') else getattr(
-            torch, dtype)
+            raise ValueError(
+                f"dtype must be None, 'float16' or 'bfloat16', got {dtype!r}"
+            )
+        self.cast_dtype = (
+            None if dtype in (None, 'float32') else getattr(torch, dtype)
+        )
         self.loss_scale = loss_scale
         self.loss_scaler = None  # made on first use, on the model's device
         self._scaler_state = None
@@ -107,7 +126,8 @@ class SAMOptimWrapper(OptimWrapper):
         raise RuntimeError(
             f'{type(self).__name__}.update_params was called with a reduced '
             'loss, which means the model used the default one-pass '
-            'train_step. ' + PROTOCOL)
+            'train_step. ' + PROTOCOL
+        )
 
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module):
@@ -128,13 +148,18 @@ class SAMOptimWrapper(OptimWrapper):
                 scaler = torch.amp.GradScaler(device)
             elif isinstance(ls, (int, float)):
                 scaler = torch.amp.GradScaler(
-                    device, init_scale=float(ls), growth_factor=1.0,
-                    backoff_factor=1.0)
+                    device,
+                    init_scale=float(ls),
+                    growth_factor=1.0,
+                    backoff_factor=1.0,
+                )
             elif isinstance(ls, dict):
                 scaler = torch.amp.GradScaler(device, **ls)
             else:
-                raise ValueError("loss_scale must be 'dynamic', a number or "
-                                 f'a dict of GradScaler arguments, got {ls!r}')
+                raise ValueError(
+                    "loss_scale must be 'dynamic', a number or "
+                    f'a dict of GradScaler arguments, got {ls!r}'
+                )
             if self._scaler_state is not None:
                 scaler.load_state_dict(self._scaler_state)
             self.loss_scaler = scaler
@@ -152,9 +177,9 @@ class SAMOptimWrapper(OptimWrapper):
         self.loss_scaler.step(self.optimizer, **kwargs)
         self.loss_scaler.update()
 
-    def train_step(self, model: nn.Module, data,
-                   forward_model: Optional[nn.Module] = None
-                   ) -> Dict[str, torch.Tensor]:
+    def train_step(
+        self, model: nn.Module, data, forward_model: Optional[nn.Module] = None
+    ) -> Dict[str, torch.Tensor]:
         """One sharpness-aware step on a raw batch.
 
         ``model`` is the BaseModel; ``forward_model`` the module to call for
@@ -164,8 +189,10 @@ class SAMOptimWrapper(OptimWrapper):
         with self.optim_context(model):
             data = model.data_preprocessor(data, True)
         if not isinstance(data, dict):
-            raise TypeError('the data preprocessor must return a dict with '
-                            f'inputs and data_samples, got {type(data)}')
+            raise TypeError(
+                'the data preprocessor must return a dict with '
+                f'inputs and data_samples, got {type(data)}'
+            )
         idx = sample_indices(data.get('data_samples'))
         extras: Dict[str, torch.Tensor] = {}
         subsets = {}  # both passes use the same subset: cut it once
@@ -177,11 +204,13 @@ class SAMOptimWrapper(OptimWrapper):
             sub = subsets[key]
             with self.optim_context(model):
                 out = net(**sub, mode='loss')
-            losses = per_sample_losses(out, len(idx) if pos is None
-                                       else len(pos))
+            losses = per_sample_losses(
+                out, len(idx) if pos is None else len(pos)
+            )
             if not extras:
-                extras.update({k: v for k, v in out.items()
-                               if k not in losses})
+                extras.update(
+                    {k: v for k, v in out.items() if k not in losses}
+                )
             return losses
 
         result = self._run(closure, idx, model)
@@ -189,11 +218,13 @@ class SAMOptimWrapper(OptimWrapper):
         return self._log_vars(result, extras, len(idx))
 
     def _run(self, closure, idx, model) -> StepResult:
-        return self.core.step(closure, model=model, scaler=self._scaler(model),
-                              update=self.step)
+        return self.core.step(
+            closure, model=model, scaler=self._scaler(model), update=self.step
+        )
 
-    def _log_vars(self, result: StepResult, extras: dict,
-                  batch_size: int) -> Dict[str, torch.Tensor]:
+    def _log_vars(
+        self, result: StepResult, extras: dict, batch_size: int
+    ) -> Dict[str, torch.Tensor]:
         log_vars = {k: v.mean() for k, v in result.losses.items()}
         log_vars['loss'] = result.loss_before.mean()
         for k, v in extras.items():
@@ -214,8 +245,10 @@ class SAMOptimWrapper(OptimWrapper):
         epoch = hub.get_info('epoch')
         if epoch is None:
             if not self._warned_no_epoch:
-                warnings.warn('no epoch in mmengine runtime info (not run by '
-                              'a Runner?): the schedule counts epoch 0')
+                warnings.warn(
+                    'no epoch in mmengine runtime info (not run by '
+                    'a Runner?): the schedule counts epoch 0'
+                )
                 self._warned_no_epoch = True
             return 0.0
         it, max_iters = hub.get_info('iter'), hub.get_info('max_iters')
@@ -239,11 +272,17 @@ class SAMOptimWrapper(OptimWrapper):
         core = state_dict.pop('sharpness_aware', None)
         scaler = state_dict.pop('loss_scaler', None)
         if core is None:
-            warnings.warn(f'{type(self).__name__}: the checkpoint has no '
-                          'sharpness-aware state (it was saved by another '
-                          'optimizer wrapper); the step counter'
-                          + (' and scores start' if isinstance(
-                              self.core, AUSAM) else ' starts') + ' afresh')
+            warnings.warn(
+                f'{type(self).__name__}: the checkpoint has no '
+                'sharpness-aware state (it was saved by another '
+                'optimizer wrapper); the step counter'
+                + (
+                    ' and scores start'
+                    if isinstance(self.core, AUSAM)
+                    else ' starts'
+                )
+                + ' afresh'
+            )
         else:
             self.core.load_state_dict(core)
         if scaler is not None:
@@ -271,24 +310,45 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
         seed: seed of the selection draws.
     """
 
-    def __init__(self, optimizer, alpha: float = 0.5, rho: float = 0.05,
-                 s_min: float = 0.1, s_max: float = 0.5,
-                 warmup_epochs: float = 30, warmup_by: str = 'epoch',
-                 init_epochs: int = 1, selector: str = 'adlp',
-                 score_average: str = 'mean', ema_momentum: float = 0.1,
-                 num_samples: Optional[int] = None, seed: int = 0,
-                 adaptive: bool = False, eta: float = 0.01, **kwargs):
+    def __init__(
+        self,
+        optimizer,
+        alpha: float = 0.5,
+        rho: float = 0.05,
+        s_min: float = 0.1,
+        s_max: float = 0.5,
+        warmup_epochs: float = 30,
+        warmup_by: str = 'epoch',
+        init_epochs: int = 1,
+        selector: str = 'adlp',
+        score_average: str = 'mean',
+        ema_momentum: float = 0.1,
+        num_samples: Optional[int] = None,
+        seed: int = 0,
+        adaptive: bool = False,
+        eta: float = 0.01,
+        **kwargs,
+    ):
         if warmup_by not in ('epoch', 'iter'):
-            raise ValueError(f"warmup_by must be 'epoch' or 'iter', got "
-                             f'{warmup_by!r}')
+            raise ValueError(
+                f"warmup_by must be 'epoch' or 'iter', got {warmup_by!r}"
+            )
         self._ausam_args = dict(
-            alpha=alpha, s_min=s_min, s_max=s_max,
-            warmup_epochs=warmup_epochs, init_epochs=init_epochs,
-            selector=selector, score_average=score_average,
-            ema_momentum=ema_momentum, num_samples=num_samples, seed=seed)
+            alpha=alpha,
+            s_min=s_min,
+            s_max=s_max,
+            warmup_epochs=warmup_epochs,
+            init_epochs=init_epochs,
+            selector=selector,
+            score_average=score_average,
+            ema_momentum=ema_momentum,
+            num_samples=num_samples,
+            seed=seed,
+        )
         self.warmup_by = warmup_by
-        super().__init__(optimizer, rho=rho, adaptive=adaptive, eta=eta,
-                         **kwargs)
+        super().__init__(
+            optimizer, rho=rho, adaptive=adaptive, eta=eta, **kwargs
+        )
 
     def _build_core(self, **kwargs) -> AUSAM:
         return AUSAM(self.optimizer, **kwargs, **self._ausam_args)
@@ -297,8 +357,14 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
         epoch = self._epoch()
         if self.warmup_by == 'epoch':
             epoch = float(int(epoch))
-        return self.core.step(closure, idx, epoch=epoch, model=model,
-                              scaler=self._scaler(model), update=self.step)
+        return self.core.step(
+            closure,
+            idx,
+            epoch=epoch,
+            model=model,
+            scaler=self._scaler(model),
+            update=self.step,
+        )
 
     def _log_vars(self, result, extras, batch_size):
         log_vars = super()._log_vars(result, extras, batch_size)
@@ -311,24 +377,31 @@ def per_sample_losses(out, size: int) -> Dict[str, torch.Tensor]:
     """The ``loss*`` entries of a model's loss-mode output, checked to be
     per-sample vectors."""
     if not isinstance(out, dict):
-        raise TypeError(f'the model returned {type(out).__name__} in loss '
-                        'mode, expected a dict of losses. ' + PROTOCOL)
+        raise TypeError(
+            f'the model returned {type(out).__name__} in loss '
+            'mode, expected a dict of losses. ' + PROTOCOL
+        )
     losses = {}
     for key, value in out.items():
         if 'loss' not in key:
             continue
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"loss '{key}' is a {type(value).__name__}; "
-                            'return one tensor of shape (B,). ' + PROTOCOL)
+            raise TypeError(
+                f"loss '{key}' is a {type(value).__name__}; "
+                'return one tensor of shape (B,). ' + PROTOCOL
+            )
         if value.dim() != 1 or value.shape[0] != size:
             raise ValueError(
                 f"loss '{key}' has shape {tuple(value.shape)} for a batch of "
                 f'{size}: it must be a per-sample vector of shape ({size},), '
-                'not reduced. ' + PROTOCOL)
+                'not reduced. ' + PROTOCOL
+            )
         losses[key] = value
     if not losses:
-        raise ValueError("the model's loss-mode output has no 'loss*' "
-                         f'entry (keys: {sorted(out)}). ' + PROTOCOL)
+        raise ValueError(
+            "the model's loss-mode output has no 'loss*' "
+            f'entry (keys: {sorted(out)}). ' + PROTOCOL
+        )
     return losses
 
 

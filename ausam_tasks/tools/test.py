@@ -1,4 +1,5 @@
 """Evaluate a checkpoint with the test (or val) settings of a config."""
+
 import argparse
 import os.path as osp
 
@@ -19,15 +20,20 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    for path, what in ((args.config, 'config'), (args.checkpoint,
-                                                 'checkpoint')):
+    for path, what in (
+        (args.config, 'config'),
+        (args.checkpoint, 'checkpoint'),
+    ):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} {path!r} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.work_dir = (
+        args.work_dir
+        or cfg.get('work_dir')
+        or osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    )
     cfg.load_from = args.checkpoint
     cfg.launcher = args.launcher
     if cfg.get('test_dataloader') is None and cfg.get('val_dataloader'):
@@ -39,8 +45,14 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     width = max((len(k) for k in metrics), default=0)
-    print('\n'.join(f'{k:<{width}}  {v:.4f}' if isinstance(v, float) else
-                    f'{k:<{width}}  {v}' for k, v in metrics.items()))
+    print(
+        '\n'.join(
+            f'{k:<{width}}  {v:.4f}'
+            if isinstance(v, float)
+            else f'{k:<{width}}  {v}'
+            for k, v in metrics.items()
+        )
+    )
     return metrics
 
 

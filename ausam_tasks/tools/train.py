@@ -1,4 +1,5 @@
 """Train from an mmengine config (the flags mmpretrain users know)."""
+
 import argparse
 import os.path as osp
 
@@ -14,13 +15,24 @@ SAM_WRAPPERS = ('SAMOptimWrapper', 'AUSAMOptimWrapper')
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Train a model')
     p.add_argument('config', help='train config file path')
-    p.add_argument('--resume', nargs='?', type=str, const='auto',
-                   help="resume from PATH, or with no value ('auto') from "
-                   'the latest checkpoint in the work dir')
-    p.add_argument('--amp', action='store_true',
-                   help='fp16 mixed precision (SAM wrappers: dtype=float16)')
-    p.add_argument('--no-validate', action='store_true',
-                   help='skip validation during training')
+    p.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help="resume from PATH, or with no value ('auto') from "
+        'the latest checkpoint in the work dir',
+    )
+    p.add_argument(
+        '--amp',
+        action='store_true',
+        help='fp16 mixed precision (SAM wrappers: dtype=float16)',
+    )
+    p.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='skip validation during training',
+    )
     add_common_args(p)
     return parse(p, argv)
 
@@ -30,8 +42,9 @@ def merge_args(cfg: Config, args) -> Config:
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join(
+            './work_dirs', osp.splitext(osp.basename(args.config))[0]
+        )
     cfg.launcher = args.launcher
     if args.amp:
         ow = cfg.optim_wrapper
@@ -42,14 +55,17 @@ def merge_args(cfg: Config, args) -> Config:
             ow.type = 'AmpOptimWrapper'
             ow.setdefault('loss_scale', 'dynamic')
         elif kind != 'AmpOptimWrapper':
-            raise ValueError(f'--amp does not know how to enable mixed '
-                             f'precision for optim_wrapper.type={kind!r}')
+            raise ValueError(
+                f'--amp does not know how to enable mixed '
+                f'precision for optim_wrapper.type={kind!r}'
+            )
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(
-                f'--resume {args.resume}: no such checkpoint file')
+                f'--resume {args.resume}: no such checkpoint file'
+            )
         cfg.resume, cfg.load_from = True, args.resume
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None

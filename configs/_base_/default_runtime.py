@@ -7,7 +7,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_last=True),
+    checkpoint=dict(
+        type='CheckpointHook', interval=10, max_keep_ckpts=3, save_last=True
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 

@@ -3,14 +3,16 @@
 # mmengine's for models, so mmpose.models is never imported.
 default_scope = 'tasks.pose_simcc'
 custom_imports = dict(
-    imports=['ausam_tasks', 'tasks.pose_simcc'], allow_failed_imports=False)
+    imports=['ausam_tasks', 'tasks.pose_simcc'], allow_failed_imports=False
+)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=10),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
 custom_hooks = [
     # Synchronise BN buffers across ranks at each epoch end (as mmpose does).
     dict(type='SyncBuffersHook'),
@@ -26,13 +28,16 @@ model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    dist_cfg=dict(backend='nccl'),
+)
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
-    type='Visualizer', vis_backends=vis_backends, name='visualizer')
+    type='Visualizer', vis_backends=vis_backends, name='visualizer'
+)
 log_processor = dict(
-    type='LogProcessor', window_size=50, by_epoch=True, num_digits=6)
+    type='LogProcessor', window_size=50, by_epoch=True, num_digits=6
+)
 log_level = 'INFO'
 load_from = None
 resume = False

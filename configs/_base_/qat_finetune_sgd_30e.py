@@ -6,10 +6,18 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),
     # LSQ step sizes (parameters named '*_quantizer.scale') get no weight decay.
-    paramwise_cfg=dict(custom_keys={'_quantizer.': dict(decay_mult=0.0)}))
+    paramwise_cfg=dict(custom_keys={'_quantizer.': dict(decay_mult=0.0)}),
+)
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=0.0, by_epoch=True,
-         begin=0, end=max_epochs, convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs,
+        eta_min=0.0,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()

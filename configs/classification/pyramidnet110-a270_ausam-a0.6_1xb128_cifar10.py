@@ -2,5 +2,13 @@
 # each batch; s_min 0.1, s_max 1.0 (ramped over 30 epochs), one full-SAM epoch to score every sample.
 _base_ = ['./pyramidnet110-a270_sgd_1xb128_cifar10.py']
 optim_wrapper = dict(
-    type='AUSAMOptimWrapper', rho=0.05, alpha=0.6, s_min=0.1, s_max=1.0,
-    warmup_epochs=30, init_epochs=1, selector='adlp', score_average='mean')
+    type='AUSAMOptimWrapper',
+    rho=0.05,
+    alpha=0.6,
+    s_min=0.1,
+    s_max=1.0,
+    warmup_epochs=30,
+    init_epochs=1,
+    selector='adlp',
+    score_average='mean',
+)

@@ -2,5 +2,12 @@
 # each batch (the paper's dynamic-pruning baseline; no scoring epoch needed).
 _base_ = ['./resnet18_sgd_1xb128_cifar10.py']
 optim_wrapper = dict(
-    type='AUSAMOptimWrapper', rho=0.05, alpha=0.5, s_min=0.1, s_max=0.5,
-    warmup_epochs=0, init_epochs=0, selector='uniform')
+    type='AUSAMOptimWrapper',
+    rho=0.05,
+    alpha=0.5,
+    s_min=0.1,
+    s_max=0.5,
+    warmup_epochs=0,
+    init_epochs=0,
+    selector='uniform',
+)

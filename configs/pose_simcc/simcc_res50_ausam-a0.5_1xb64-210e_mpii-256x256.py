@@ -12,4 +12,5 @@ optim_wrapper = dict(
     init_epochs=1,
     selector='adlp',
     score_average='mean',
-    optimizer=dict(type='Adam', lr=5e-4))
+    optimizer=dict(type='Adam', lr=5e-4),
+)

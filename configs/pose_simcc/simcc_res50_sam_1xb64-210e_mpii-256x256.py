@@ -2,4 +2,5 @@
 _base_ = ['../_base_/pose_simcc_res50_mpii-256x256.py']
 
 optim_wrapper = dict(
-    type='SAMOptimWrapper', rho=0.05, optimizer=dict(type='Adam', lr=5e-4))
+    type='SAMOptimWrapper', rho=0.05, optimizer=dict(type='Adam', lr=5e-4)
+)

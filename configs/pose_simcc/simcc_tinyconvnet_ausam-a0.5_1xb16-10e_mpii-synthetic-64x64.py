@@ -6,12 +6,16 @@ _base_ = ['../_base_/pose_simcc_res50_mpii-256x256.py']
 data_root = 'data/mpii_synthetic/'
 input_size = (64, 64)
 codec = dict(
-    type='SimCCLabel', input_size=input_size, sigma=2.0, simcc_split_ratio=2.0)
+    type='SimCCLabel', input_size=input_size, sigma=2.0, simcc_split_ratio=2.0
+)
 
 model = dict(
     backbone=dict(_delete_=True, type='TinyConvNet', channels=(16, 32, 64)),
-    head=dict(in_channels=64, input_size=input_size, in_featuremap_size=(8, 8)),
-    codec=codec)
+    head=dict(
+        in_channels=64, input_size=input_size, in_featuremap_size=(8, 8)
+    ),
+    codec=codec,
+)
 
 train_pipeline = [
     dict(type='LoadImage'),
@@ -29,21 +33,36 @@ val_pipeline = [
     dict(type='PackPoseInputs', meta_keys={{_base_.meta_keys}}),
 ]
 train_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline),
+)
 val_dataloader = dict(
-    batch_size=32, num_workers=0, persistent_workers=False,
+    batch_size=32,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         headbox_file=f'{data_root}/annotations/mpii_gt_val.mat',
-        pipeline=val_pipeline))
+        pipeline=val_pipeline,
+    ),
+)
 test_dataloader = val_dataloader
 
 train_cfg = dict(max_epochs=10, val_interval=5)
 param_scheduler = [
-    dict(type='LinearLR', begin=0, end=20, start_factor=0.1, by_epoch=False)]
+    dict(type='LinearLR', begin=0, end=20, start_factor=0.1, by_epoch=False)
+]
 default_hooks = dict(logger=dict(interval=8), checkpoint=dict(interval=5))
 
 optim_wrapper = dict(
-    type='AUSAMOptimWrapper', alpha=0.5, rho=0.05, s_min=0.1, s_max=0.5,
-    warmup_epochs=3, init_epochs=1, optimizer=dict(type='Adam', lr=3e-3))
+    type='AUSAMOptimWrapper',
+    alpha=0.5,
+    rho=0.05,
+    s_min=0.1,
+    s_max=0.5,
+    warmup_epochs=3,
+    init_epochs=1,
+    optimizer=dict(type='Adam', lr=3e-3),
+)

@@ -6,12 +6,21 @@ _base_ = [
     '../_base_/qat_finetune_sgd_30e.py',
     '../_base_/qat_default_runtime.py',
 ]
-custom_imports = dict(imports=['ausam_tasks', 'tasks.classification', 'tasks.qat'],
-                      allow_failed_imports=False)
+custom_imports = dict(
+    imports=['ausam_tasks', 'tasks.classification', 'tasks.qat'],
+    allow_failed_imports=False,
+)
 model = dict(
     type='QuantizedClassifier',
-    model=dict(type='ImageClassifier',
-               net=dict(type='mobilenet_v1', num_classes=10, first_stride=1)),
+    model=dict(
+        type='ImageClassifier',
+        net=dict(type='mobilenet_v1', num_classes=10, first_stride=1),
+    ),
     data_preprocessor={{_base_.data_preprocessor}},
     float_checkpoint='work_dirs/mobilenet-v1_float_sgd_1xb128_cifar10/epoch_200.pth',
-    w_bits=4, a_bits=4, first_last_bits=8, quantizer='minmax', fold_bn=False)
+    w_bits=4,
+    a_bits=4,
+    first_last_bits=8,
+    quantizer='minmax',
+    fold_bn=False,
+)

@@ -1,4 +1,5 @@
 """The mmengine model around a plain classification network."""
+
 from __future__ import annotations
 
 from typing import List, Optional, Union
@@ -23,26 +24,46 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
     ``pred_score``, 'tensor' -> logits.
     """
 
-    def __init__(self, net: Union[dict, nn.Module], data_preprocessor: Optional[Union[dict, nn.Module]] = None,
-                 label_smoothing: float = 0.0, init_cfg: Optional[dict] = None):
+    def __init__(
+        self,
+        net: Union[dict, nn.Module],
+        data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+        label_smoothing: float = 0.0,
+        init_cfg: Optional[dict] = None,
+    ):
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg
+        )
         self.net = MODELS.build(net) if isinstance(net, dict) else net
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}')
+            raise ValueError(
+                f'label_smoothing must be in [0, 1), got {label_smoothing}'
+            )
         self.label_smoothing = label_smoothing
 
-    def forward(self, inputs: torch.Tensor, data_samples: Optional[List[ClsDataSample]] = None,
-                mode: str = 'tensor'):
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[ClsDataSample]] = None,
+        mode: str = 'tensor',
+    ):
         logits = self.net(inputs)
         if mode == 'tensor':
             return logits
         if mode == 'loss':
             if not data_samples:
                 raise ValueError('loss mode needs data_samples with gt_label')
-            labels = torch.stack([s.gt_label for s in data_samples]).to(logits.device)
-            loss = F.cross_entropy(logits, labels, reduction='none', label_smoothing=self.label_smoothing)
+            labels = torch.stack([s.gt_label for s in data_samples]).to(
+                logits.device
+            )
+            loss = F.cross_entropy(
+                logits,
+                labels,
+                reduction='none',
+                label_smoothing=self.label_smoothing,
+            )
             return {'loss': loss}
         if mode == 'predict':
             scores = logits.float().softmax(dim=1).detach()
@@ -53,4 +74,6 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
                 s.pred_score = score
                 s.pred_label = pred
             return data_samples
-        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+        raise ValueError(
+            f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}"
+        )

@@ -1,5 +1,6 @@
 """Data preparation helpers: locate ../shared/data, extract the CIFAR-10 JPEG archive once into a
 git-ignored cache, write CIFAR-style pickle batches, generate a small synthetic image folder."""
+
 from __future__ import annotations
 
 import os
@@ -14,20 +15,36 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO_ROOT / '..' / 'shared' / 'data'
 CIFAR10_JPG_TAR = SHARED_DATA / 'cifar10' / 'cifar10-jpg-train.tar.gz'
-CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
-                   'dog', 'frog', 'horse', 'ship', 'truck')
+CIFAR10_CLASSES = (
+    'airplane',
+    'automobile',
+    'bird',
+    'cat',
+    'deer',
+    'dog',
+    'frog',
+    'horse',
+    'ship',
+    'truck',
+)
 
 
-def extract_cifar10_jpg(cache_dir: str | os.PathLike = REPO_ROOT / 'data' / 'cifar10-jpg',
-                        archive: str | os.PathLike = CIFAR10_JPG_TAR,
-                        per_class: Optional[int] = None) -> Path:
+def extract_cifar10_jpg(
+    cache_dir: str | os.PathLike = REPO_ROOT / 'data' / 'cifar10-jpg',
+    archive: str | os.PathLike = CIFAR10_JPG_TAR,
+    per_class: Optional[int] = None,
+) -> Path:
     """Extract ``train/<class>/*.jpg`` from the archive once; returns the ``train`` folder.
 
     ``per_class`` extracts only the first N files of each class (in archive order) into
     ``<cache_dir>-<N>pc``. A ``.complete`` marker makes reruns free and interrupted runs restart.
     """
     archive = Path(archive)
-    cache = Path(cache_dir) if per_class is None else Path(f'{cache_dir}-{per_class}pc')
+    cache = (
+        Path(cache_dir)
+        if per_class is None
+        else Path(f'{cache_dir}-{per_class}pc')
+    )
     marker = cache / '.complete'
     if marker.is_file():
         return cache / 'train'
@@ -57,36 +74,66 @@ def extract_cifar10_jpg(cache_dir: str | os.PathLike = REPO_ROOT / 'data' / 'cif
     return cache / 'train'
 
 
-def write_cifar_pickles(root: str | os.PathLike, images: np.ndarray, labels, variant: str = 'cifar10',
-                        test_images: Optional[np.ndarray] = None, test_labels=None,
-                        classes: Optional[list] = None) -> Path:
+def write_cifar_pickles(
+    root: str | os.PathLike,
+    images: np.ndarray,
+    labels,
+    variant: str = 'cifar10',
+    test_images: Optional[np.ndarray] = None,
+    test_labels=None,
+    classes: Optional[list] = None,
+) -> Path:
     """Write N x 32 x 32 x 3 uint8 images in the official python-pickle layout (for fixtures)."""
     root = Path(root)
     labels = [int(v) for v in labels]
     if variant == 'cifar10':
         folder, train_names, test_name, key, meta, names_key = (
-            root / 'cifar-10-batches-py', [f'data_batch_{i}' for i in range(1, 6)], 'test_batch',
-            'labels', 'batches.meta', 'label_names')
+            root / 'cifar-10-batches-py',
+            [f'data_batch_{i}' for i in range(1, 6)],
+            'test_batch',
+            'labels',
+            'batches.meta',
+            'label_names',
+        )
     else:
         folder, train_names, test_name, key, meta, names_key = (
-            root / 'cifar-100-python', ['train'], 'test', 'fine_labels', 'meta', 'fine_label_names')
+            root / 'cifar-100-python',
+            ['train'],
+            'test',
+            'fine_labels',
+            'meta',
+            'fine_label_names',
+        )
     folder.mkdir(parents=True, exist_ok=True)
-    flat = lambda x: np.ascontiguousarray(x.transpose(0, 3, 1, 2).reshape(len(x), -1))
+
+    def flat(x):
+        return np.ascontiguousarray(
+            x.transpose(0, 3, 1, 2).reshape(len(x), -1)
+        )
+
     chunks = np.array_split(np.arange(len(images)), len(train_names))
     for name, idx in zip(train_names, chunks):
         with open(folder / name, 'wb') as f:
-            pickle.dump({'data': flat(images[idx]), key: [labels[i] for i in idx]}, f)
+            pickle.dump(
+                {'data': flat(images[idx]), key: [labels[i] for i in idx]}, f
+            )
     if test_images is None:
         test_images, test_labels = images, labels
     with open(folder / test_name, 'wb') as f:
-        pickle.dump({'data': flat(test_images), key: [int(v) for v in test_labels]}, f)
+        pickle.dump(
+            {'data': flat(test_images), key: [int(v) for v in test_labels]}, f
+        )
     n_cls = max(labels) + 1
     with open(folder / meta, 'wb') as f:
-        pickle.dump({names_key: classes or [f'class{i}' for i in range(n_cls)]}, f)
+        pickle.dump(
+            {names_key: classes or [f'class{i}' for i in range(n_cls)]}, f
+        )
     return folder
 
 
-def synthetic_images(num: int, num_classes: int = 10, size: int = 32, seed: int = 0):
+def synthetic_images(
+    num: int, num_classes: int = 10, size: int = 32, seed: int = 0
+):
     """Learnable but not trivial images: class = (colour pair, stripe orientation), plus noise
     and random shifts. Returns (N x size x size x 3 uint8, labels)."""
     rng = np.random.default_rng(seed)
@@ -98,20 +145,33 @@ def synthetic_images(num: int, num_classes: int = 10, size: int = 32, seed: int 
         angle = np.pi * (c % 5) / 5 + rng.normal(0, 0.15)
         freq = 2 * np.pi / (6 + 2 * (c // 5))
         phase = rng.uniform(0, 2 * np.pi)
-        wave = np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy) + phase) > 0
-        img = np.where(wave[..., None], palette[c, 0], palette[c, 1]).astype(np.float32)
+        wave = (
+            np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy) + phase)
+            > 0
+        )
+        img = np.where(wave[..., None], palette[c, 0], palette[c, 1]).astype(
+            np.float32
+        )
         img += rng.normal(0, 40, img.shape)
         imgs[i] = np.clip(img, 0, 255).astype(np.uint8)
     return imgs, labels
 
 
-def write_image_folder(root: str | os.PathLike, images: np.ndarray, labels, ext: str = '.png',
-                       classes: Optional[list] = None) -> Path:
+def write_image_folder(
+    root: str | os.PathLike,
+    images: np.ndarray,
+    labels,
+    ext: str = '.png',
+    classes: Optional[list] = None,
+) -> Path:
     """Save images as ``root/<class>/<n>.<ext>``."""
     import cv2
+
     root = Path(root)
     for i, (img, lab) in enumerate(zip(images, labels)):
         d = root / (classes[lab] if classes else f'class{int(lab):02d}')
         d.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(d / f'{i:05d}{ext}'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(d / f'{i:05d}{ext}'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+        )
     return root

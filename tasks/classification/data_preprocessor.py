@@ -1,4 +1,5 @@
 """Data preprocessor: stack uint8 images, and in the batch path augment them on the device."""
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -26,23 +27,46 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
         batch_augment: e.g. ``dict(padding=4, flip_prob=0.5, cutout_size=16)``, or None.
     """
 
-    def __init__(self, mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
-                 batch_augment: Optional[dict] = None, resize_to: Optional[int] = None,
-                 non_blocking: bool = False):
+    def __init__(
+        self,
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+        batch_augment: Optional[dict] = None,
+        resize_to: Optional[int] = None,
+        non_blocking: bool = False,
+    ):
         super().__init__(non_blocking)
         if (mean is None) != (std is None):
-            raise ValueError('ClsDataPreprocessor needs both mean and std, or neither')
+            raise ValueError(
+                'ClsDataPreprocessor needs both mean and std, or neither'
+            )
         self.normalize = mean is not None
         if self.normalize:
-            self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1), False)
-            self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(-1, 1, 1), False)
+            self.register_buffer(
+                'mean',
+                torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1),
+                False,
+            )
+            self.register_buffer(
+                'std',
+                torch.tensor(std, dtype=torch.float32).view(-1, 1, 1),
+                False,
+            )
         if batch_augment is not None:
-            unknown = set(batch_augment) - {'padding', 'flip_prob', 'cutout_size'}
+            unknown = set(batch_augment) - {
+                'padding',
+                'flip_prob',
+                'cutout_size',
+            }
             if unknown:
-                raise ValueError(f'unknown batch_augment keys {sorted(unknown)}; '
-                                 'allowed: padding, flip_prob, cutout_size')
+                raise ValueError(
+                    f'unknown batch_augment keys {sorted(unknown)}; '
+                    'allowed: padding, flip_prob, cutout_size'
+                )
             if not self.normalize:
-                raise ValueError('batch_augment works on uint8 batches and needs mean/std to normalise')
+                raise ValueError(
+                    'batch_augment works on uint8 batches and needs mean/std to normalise'
+                )
         self.batch_augment = dict(batch_augment or {})
         self.resize_to = resize_to
 
@@ -54,21 +78,32 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
         aug = self.batch_augment if training else {}
         if aug:
             if inputs.dtype != torch.uint8:
-                raise TypeError(f'the batch augmentation path expects uint8 images, got {inputs.dtype}: '
-                                'drop AlbuClsAugment from the pipeline or set batch_augment=None')
+                raise TypeError(
+                    f'the batch augmentation path expects uint8 images, got {inputs.dtype}: '
+                    'drop AlbuClsAugment from the pipeline or set batch_augment=None'
+                )
             inputs = augment.random_crop(inputs, aug.get('padding', 4))
             inputs = augment.random_flip(inputs, aug.get('flip_prob', 0.5))
         if self.normalize:
             if inputs.is_floating_point():
-                raise TypeError('ClsDataPreprocessor got float images but has mean/std set: the pipeline '
-                                'already normalised them; set mean=None, std=None')
+                raise TypeError(
+                    'ClsDataPreprocessor got float images but has mean/std set: the pipeline '
+                    'already normalised them; set mean=None, std=None'
+                )
             inputs = (inputs.float() - self.mean) / self.std
         elif not inputs.is_floating_point():
-            raise TypeError('ClsDataPreprocessor got uint8 images with mean=None: set mean/std '
-                            'or normalise in the pipeline (AlbuClsAugment)')
+            raise TypeError(
+                'ClsDataPreprocessor got uint8 images with mean=None: set mean/std '
+                'or normalise in the pipeline (AlbuClsAugment)'
+            )
         if aug and aug.get('cutout_size', 16) > 0:
             inputs = augment.cutout(inputs, aug.get('cutout_size', 16), 0.0)
         if self.resize_to and inputs.shape[-1] != self.resize_to:
-            inputs = F.interpolate(inputs, size=(self.resize_to, self.resize_to), mode='bilinear',
-                                   align_corners=False, antialias=False)
+            inputs = F.interpolate(
+                inputs,
+                size=(self.resize_to, self.resize_to),
+                mode='bilinear',
+                align_corners=False,
+                antialias=False,
+            )
         return dict(inputs=inputs, data_samples=data.get('data_samples'))

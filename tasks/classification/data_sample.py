@@ -1,4 +1,5 @@
 """The data sample that travels with each image: labels plus metainfo (``sample_idx``)."""
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,11 @@ class ClsDataSample(BaseDataElement):
 
     @gt_label.setter
     def gt_label(self, value) -> None:
-        self.set_field(torch.as_tensor(value, dtype=torch.long), '_gt_label', dtype=torch.Tensor)
+        self.set_field(
+            torch.as_tensor(value, dtype=torch.long),
+            '_gt_label',
+            dtype=torch.Tensor,
+        )
 
     @gt_label.deleter
     def gt_label(self) -> None:
@@ -29,7 +34,11 @@ class ClsDataSample(BaseDataElement):
 
     @pred_label.setter
     def pred_label(self, value) -> None:
-        self.set_field(torch.as_tensor(value, dtype=torch.long), '_pred_label', dtype=torch.Tensor)
+        self.set_field(
+            torch.as_tensor(value, dtype=torch.long),
+            '_pred_label',
+            dtype=torch.Tensor,
+        )
 
     @pred_label.deleter
     def pred_label(self) -> None:

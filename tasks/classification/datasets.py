@@ -3,6 +3,7 @@
 Every dataset is an mmengine ``BaseDataset``; ``get_data_info(i)`` carries ``sample_idx=i``
 (mmengine adds it), which ``PackClsInputs`` moves into the data sample for AUSAM's score table.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -19,13 +20,25 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 _CIFAR = {
     'cifar10': dict(
-        folder='cifar-10-batches-py', meta='batches.meta', names_key='label_names', label_key='labels',
-        train=[f'data_batch_{i}' for i in range(1, 6)], test=['test_batch'],
-        url='https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz', md5='c58f30108f718f92721af3b95e74349a'),
+        folder='cifar-10-batches-py',
+        meta='batches.meta',
+        names_key='label_names',
+        label_key='labels',
+        train=[f'data_batch_{i}' for i in range(1, 6)],
+        test=['test_batch'],
+        url='https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz',
+        md5='c58f30108f718f92721af3b95e74349a',
+    ),
     'cifar100': dict(
-        folder='cifar-100-python', meta='meta', names_key='fine_label_names', label_key='fine_labels',
-        train=['train'], test=['test'],
-        url='https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz', md5='eb9058c3a382ffc7106e4002c42a8d85'),
+        folder='cifar-100-python',
+        meta='meta',
+        names_key='fine_label_names',
+        label_key='fine_labels',
+        train=['train'],
+        test=['test'],
+        url='https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz',
+        md5='eb9058c3a382ffc7106e4002c42a8d85',
+    ),
 }
 
 
@@ -33,14 +46,18 @@ def _build_pipeline(kwargs: dict) -> dict:
     """Build transform configs from this scope's registry, so a dataset built outside a Runner
     (no default scope set) still finds the project's transforms."""
     pipeline = kwargs.get('pipeline') or []
-    kwargs['pipeline'] = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+    kwargs['pipeline'] = [
+        TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline
+    ]
     return kwargs
 
 
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
-        raise FileNotFoundError(f'CIFAR batch file not found: {path} (set data_root to the folder '
-                                'holding it, or pass download=True)')
+        raise FileNotFoundError(
+            f'CIFAR batch file not found: {path} (set data_root to the folder '
+            'holding it, or pass download=True)'
+        )
     try:
         with open(path, 'rb') as f:
             return pickle.load(f, encoding='latin1')
@@ -57,9 +74,17 @@ class _CifarBase(BaseDataset):
 
     variant = 'cifar10'
 
-    def __init__(self, data_root: str, split: str = 'train', download: bool = False, **kwargs):
+    def __init__(
+        self,
+        data_root: str,
+        split: str = 'train',
+        download: bool = False,
+        **kwargs,
+    ):
         if split not in ('train', 'test'):
-            raise ValueError(f"{type(self).__name__} split must be 'train' or 'test', got {split!r}")
+            raise ValueError(
+                f"{type(self).__name__} split must be 'train' or 'test', got {split!r}"
+            )
         self.split = split
         self.download = download
         self._images: Optional[np.ndarray] = None
@@ -72,7 +97,10 @@ class _CifarBase(BaseDataset):
             return root
         if not (root / spec['folder']).is_dir() and self.download:
             from torchvision.datasets.utils import download_and_extract_archive
-            download_and_extract_archive(spec['url'], str(root), md5=spec['md5'])
+
+            download_and_extract_archive(
+                spec['url'], str(root), md5=spec['md5']
+            )
         return root / spec['folder']
 
     def load_data_list(self) -> List[dict]:
@@ -83,15 +111,21 @@ class _CifarBase(BaseDataset):
             entry = _unpickle(folder / name)
             data = np.asarray(entry['data'], dtype=np.uint8)
             if data.ndim != 2 or data.shape[1] != 3072:
-                raise ValueError(f'CIFAR batch file {folder / name} holds data of shape {data.shape}, '
-                                 'expected (N, 3072)')
+                raise ValueError(
+                    f'CIFAR batch file {folder / name} holds data of shape {data.shape}, '
+                    'expected (N, 3072)'
+                )
             images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             labels.extend(int(v) for v in entry[spec['label_key']])
         meta_file = folder / spec['meta']
         if meta_file.is_file() and 'classes' not in self._metainfo:
-            self._metainfo['classes'] = tuple(_unpickle(meta_file)[spec['names_key']])
+            self._metainfo['classes'] = tuple(
+                _unpickle(meta_file)[spec['names_key']]
+            )
         self._images = np.ascontiguousarray(np.concatenate(images))
-        return [dict(img_index=i, gt_label=lab) for i, lab in enumerate(labels)]
+        return [
+            dict(img_index=i, gt_label=lab) for i, lab in enumerate(labels)
+        ]
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)
@@ -118,11 +152,20 @@ class ImageFolder(BaseDataset):
     rest ``part='train'`` (capped at ``train_per_class``). ``part='all'`` keeps every file.
     """
 
-    def __init__(self, data_root: str, part: str = 'all', holdout_per_class: int = 0,
-                 train_per_class: Optional[int] = None, split_seed: int = 0,
-                 extensions: Sequence[str] = IMG_EXTENSIONS, **kwargs):
+    def __init__(
+        self,
+        data_root: str,
+        part: str = 'all',
+        holdout_per_class: int = 0,
+        train_per_class: Optional[int] = None,
+        split_seed: int = 0,
+        extensions: Sequence[str] = IMG_EXTENSIONS,
+        **kwargs,
+    ):
         if part not in ('all', 'train', 'holdout'):
-            raise ValueError(f"ImageFolder part must be 'all', 'train' or 'holdout', got {part!r}")
+            raise ValueError(
+                f"ImageFolder part must be 'all', 'train' or 'holdout', got {part!r}"
+            )
         self.part = part
         self.holdout_per_class = holdout_per_class
         self.train_per_class = train_per_class
@@ -136,19 +179,34 @@ class ImageFolder(BaseDataset):
             raise FileNotFoundError(f'ImageFolder data_root not found: {root}')
         classes = sorted(p.name for p in root.iterdir() if p.is_dir())
         if not classes:
-            raise ValueError(f'ImageFolder found no class folders in {root} (expected root/<class>/<image>)')
+            raise ValueError(
+                f'ImageFolder found no class folders in {root} (expected root/<class>/<image>)'
+            )
         self._metainfo.setdefault('classes', tuple(classes))
         data_list = []
         rng = random.Random(self.split_seed)
         for label, name in enumerate(classes):
-            files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in self.extensions)
+            files = sorted(
+                p
+                for p in (root / name).iterdir()
+                if p.suffix.lower() in self.extensions
+            )
             if self.part != 'all':
                 rng.shuffle(files)
-                hold, rest = files[:self.holdout_per_class], files[self.holdout_per_class:]
-                files = hold if self.part == 'holdout' else rest[:self.train_per_class]
+                hold, rest = (
+                    files[: self.holdout_per_class],
+                    files[self.holdout_per_class :],
+                )
+                files = (
+                    hold
+                    if self.part == 'holdout'
+                    else rest[: self.train_per_class]
+                )
             data_list += [dict(img_path=str(f), gt_label=label) for f in files]
         if not data_list:
-            raise ValueError(f'ImageFolder found no images with extensions {self.extensions} under {root}')
+            raise ValueError(
+                f'ImageFolder found no images with extensions {self.extensions} under {root}'
+            )
         return data_list
 
 
@@ -156,14 +214,16 @@ class ImageFolder(BaseDataset):
 class TinyImageNet(BaseDataset):
     """Tiny-ImageNet-200 in its released layout under ``data_root``::
 
-        wnids.txt                        class ids, one per line (label = line number)
-        train/<wnid>/images/*.JPEG
-        val/images/*.JPEG + val/val_annotations.txt   (file \\t wnid \\t box)
+    wnids.txt                        class ids, one per line (label = line number)
+    train/<wnid>/images/*.JPEG
+    val/images/*.JPEG + val/val_annotations.txt   (file \\t wnid \\t box)
     """
 
     def __init__(self, data_root: str, split: str = 'train', **kwargs):
         if split not in ('train', 'val'):
-            raise ValueError(f"TinyImageNet split must be 'train' or 'val', got {split!r}")
+            raise ValueError(
+                f"TinyImageNet split must be 'train' or 'val', got {split!r}"
+            )
         self.split = split
         super().__init__(data_root=data_root, **_build_pipeline(kwargs))
 
@@ -171,9 +231,13 @@ class TinyImageNet(BaseDataset):
         root = Path(self.data_root)
         wnids_file = root / 'wnids.txt'
         if not wnids_file.is_file():
-            raise FileNotFoundError(f'Tiny-ImageNet class list not found: {wnids_file} '
-                                    '(data_root must be the extracted tiny-imagenet-200 folder)')
-        wnids = [w.strip() for w in wnids_file.read_text().splitlines() if w.strip()]
+            raise FileNotFoundError(
+                f'Tiny-ImageNet class list not found: {wnids_file} '
+                '(data_root must be the extracted tiny-imagenet-200 folder)'
+            )
+        wnids = [
+            w.strip() for w in wnids_file.read_text().splitlines() if w.strip()
+        ]
         label_of = {w: i for i, w in enumerate(wnids)}
         self._metainfo.setdefault('classes', tuple(wnids))
         data_list = []
@@ -181,20 +245,33 @@ class TinyImageNet(BaseDataset):
             for wnid in wnids:
                 folder = root / 'train' / wnid / 'images'
                 if not folder.is_dir():
-                    raise FileNotFoundError(f'Tiny-ImageNet training folder not found: {folder}')
-                data_list += [dict(img_path=str(p), gt_label=label_of[wnid])
-                              for p in sorted(folder.iterdir()) if p.suffix.lower() in IMG_EXTENSIONS]
+                    raise FileNotFoundError(
+                        f'Tiny-ImageNet training folder not found: {folder}'
+                    )
+                data_list += [
+                    dict(img_path=str(p), gt_label=label_of[wnid])
+                    for p in sorted(folder.iterdir())
+                    if p.suffix.lower() in IMG_EXTENSIONS
+                ]
         else:
             ann = root / 'val' / 'val_annotations.txt'
             if not ann.is_file():
-                raise FileNotFoundError(f'Tiny-ImageNet validation annotations not found: {ann}')
+                raise FileNotFoundError(
+                    f'Tiny-ImageNet validation annotations not found: {ann}'
+                )
             for n, line in enumerate(ann.read_text().splitlines(), 1):
                 if not line.strip():
                     continue
                 parts = line.split('\t')
                 if len(parts) < 2 or parts[1] not in label_of:
-                    raise ValueError(f'{ann}, line {n}: expected "<file>\\t<wnid>\\t...", with a wnid '
-                                     f'from wnids.txt; got {line!r}')
-                data_list.append(dict(img_path=str(root / 'val' / 'images' / parts[0]),
-                                      gt_label=label_of[parts[1]]))
+                    raise ValueError(
+                        f'{ann}, line {n}: expected "<file>\\t<wnid>\\t...", with a wnid '
+                        f'from wnids.txt; got {line!r}'
+                    )
+                data_list.append(
+                    dict(
+                        img_path=str(root / 'val' / 'images' / parts[0]),
+                        gt_label=label_of[parts[1]],
+                    )
+                )
         return data_list

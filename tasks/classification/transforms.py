@@ -1,4 +1,5 @@
 """Per-image transforms: image loading, the albumentations CPU augmentation path, packing."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ from ausam_tasks.registry import TRANSFORMS
 
 from .data_sample import ClsDataSample
 
-CIFAR_MEAN = (125.307, 122.961, 113.8575)   # 0-255 units, CIFAR-10 training set
+CIFAR_MEAN = (125.307, 122.961, 113.8575)  # 0-255 units, CIFAR-10 training set
 CIFAR_STD = (51.5865, 50.847, 51.255)
 
 
@@ -27,8 +28,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     buf = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if img is None:
-        raise ValueError(f'cannot decode image file {path}: it is corrupt or not an image '
-                         '(re-extract or delete it)')
+        raise ValueError(
+            f'cannot decode image file {path}: it is corrupt or not an image '
+            '(re-extract or delete it)'
+        )
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -39,7 +42,9 @@ class LoadClsImage(BaseTransform):
     def transform(self, results: dict) -> dict:
         if results.get('img') is None:
             if 'img_path' not in results:
-                raise KeyError('LoadClsImage needs `img` or `img_path` in the data info')
+                raise KeyError(
+                    'LoadClsImage needs `img` or `img_path` in the data info'
+                )
             results['img'] = read_image(results['img_path'])
         results['img_shape'] = results['img'].shape[:2]
         return results
@@ -56,13 +61,19 @@ class Cutout(A.ImageOnlyTransform):
 
     def get_params_dependent_on_data(self, params, data):
         h, w = params['shape'][:2]
-        return {'cy': self.py_random.randrange(h), 'cx': self.py_random.randrange(w)}
+        return {
+            'cy': self.py_random.randrange(h),
+            'cx': self.py_random.randrange(w),
+        }
 
     def apply(self, img, cy: int = 0, cx: int = 0, **params):
         h, w = img.shape[:2]
         top, left = cy - self.size // 2, cx - self.size // 2
         img = img.copy()
-        img[max(top, 0):min(top + self.size, h), max(left, 0):min(left + self.size, w)] = self.fill
+        img[
+            max(top, 0) : min(top + self.size, h),
+            max(left, 0) : min(left + self.size, w),
+        ] = self.fill
         return img
 
     def get_transform_init_args_names(self):
@@ -78,21 +89,35 @@ class AlbuClsAugment(BaseTransform):
     ``resize_to`` resizes after augmentation (e.g. 64 -> 224 for MobileNetV1 on Tiny-ImageNet).
     """
 
-    def __init__(self, train: bool = True, padding: int = 4, flip_prob: float = 0.5,
-                 cutout_size: int = 16, mean: Sequence[float] = CIFAR_MEAN,
-                 std: Sequence[float] = CIFAR_STD, resize_to: Optional[int] = None):
+    def __init__(
+        self,
+        train: bool = True,
+        padding: int = 4,
+        flip_prob: float = 0.5,
+        cutout_size: int = 16,
+        mean: Sequence[float] = CIFAR_MEAN,
+        std: Sequence[float] = CIFAR_STD,
+        resize_to: Optional[int] = None,
+    ):
         self.train = train
         ops = []
         self._pad = padding
         if train:
             if flip_prob > 0:
                 ops.append(A.HorizontalFlip(p=flip_prob))
-        ops.append(A.Normalize(mean=[m / 255 for m in mean], std=[s / 255 for s in std],
-                               max_pixel_value=255.0))
+        ops.append(
+            A.Normalize(
+                mean=[m / 255 for m in mean],
+                std=[s / 255 for s in std],
+                max_pixel_value=255.0,
+            )
+        )
         if train and cutout_size > 0:
             ops.append(Cutout(cutout_size, fill=0.0))
         if resize_to:
-            ops.append(A.Resize(resize_to, resize_to, interpolation=cv2.INTER_LINEAR))
+            ops.append(
+                A.Resize(resize_to, resize_to, interpolation=cv2.INTER_LINEAR)
+            )
         self._ops = ops
         self._compose = None
         self._pid = None
@@ -103,9 +128,15 @@ class AlbuClsAugment(BaseTransform):
         if self._compose is None or self._compose_hw != (h, w):
             ops = list(self._ops)
             if self.train and self._pad > 0:
-                ops = [A.PadIfNeeded(h + 2 * self._pad, w + 2 * self._pad,
-                                     border_mode=cv2.BORDER_CONSTANT, fill=0),
-                       A.RandomCrop(h, w)] + ops
+                ops = [
+                    A.PadIfNeeded(
+                        h + 2 * self._pad,
+                        w + 2 * self._pad,
+                        border_mode=cv2.BORDER_CONSTANT,
+                        fill=0,
+                    ),
+                    A.RandomCrop(h, w),
+                ] + ops
             self._compose = A.Compose(ops)
             self._compose_hw = (h, w)
             self._pid = None
@@ -128,7 +159,10 @@ class PackClsInputs(BaseTransform):
     keys in ``meta_keys`` that the data info has.
     """
 
-    def __init__(self, meta_keys: Sequence[str] = ('sample_idx', 'img_path', 'img_shape')):
+    def __init__(
+        self,
+        meta_keys: Sequence[str] = ('sample_idx', 'img_path', 'img_shape'),
+    ):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
@@ -136,7 +170,9 @@ class PackClsInputs(BaseTransform):
         if img.ndim == 2:
             img = img[:, :, None]
         inputs = torch.from_numpy(img).permute(2, 0, 1).contiguous()
-        sample = ClsDataSample(metainfo={k: results[k] for k in self.meta_keys if k in results})
+        sample = ClsDataSample(
+            metainfo={k: results[k] for k in self.meta_keys if k in results}
+        )
         if 'gt_label' in results:
             sample.gt_label = int(results['gt_label'])
         return dict(inputs=inputs, data_samples=sample)

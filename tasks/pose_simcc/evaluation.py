@@ -1,4 +1,5 @@
 """PCKh table in the layout of the paper's Table 4 (MPII, threshold 0.5)."""
+
 from pathlib import Path
 
 from mmengine.hooks import Hook
@@ -7,9 +8,16 @@ from .registry import HOOKS
 
 #: Column name -> key in mmpose ``MpiiPCKAccuracy``'s metric dict.
 PCKH_COLUMNS = {
-    'Head': 'Head PCK', 'Shoulder': 'Shoulder PCK', 'Elbow': 'Elbow PCK',
-    'Wrist': 'Wrist PCK', 'Hip': 'Hip PCK', 'Knee': 'Knee PCK',
-    'Ankle': 'Ankle PCK', 'Mean': 'PCK', 'Mean@0.1': 'PCK@0.1'}
+    'Head': 'Head PCK',
+    'Shoulder': 'Shoulder PCK',
+    'Elbow': 'Elbow PCK',
+    'Wrist': 'Wrist PCK',
+    'Hip': 'Hip PCK',
+    'Knee': 'Knee PCK',
+    'Ankle': 'Ankle PCK',
+    'Mean': 'PCK',
+    'Mean@0.1': 'PCK@0.1',
+}
 
 
 def _lookup(metrics, key):
@@ -19,7 +27,8 @@ def _lookup(metrics, key):
             return float(value)
     raise KeyError(
         f'metric {key!r} not found in {sorted(metrics)}; the PCKh table needs '
-        "the evaluator dict(type='MpiiPCKAccuracy') (norm_item='head')")
+        "the evaluator dict(type='MpiiPCKAccuracy') (norm_item='head')"
+    )
 
 
 def pckh_row(metrics):
@@ -33,15 +42,21 @@ def format_pckh_table(metrics, name='model'):
     ``metrics`` is the dict ``MpiiPCKAccuracy`` returns (or a dict of such dicts
     keyed by row name, to compare several runs in one table).
     """
-    rows = metrics if all(isinstance(v, dict) for v in metrics.values()) \
+    rows = (
+        metrics
+        if all(isinstance(v, dict) for v in metrics.values())
         else {name: metrics}
+    )
     head = '| method | ' + ' | '.join(PCKH_COLUMNS) + ' |'
     rule = '| --- ' * (len(PCKH_COLUMNS) + 1) + '|'
     lines = [head, rule]
     for row_name, row_metrics in rows.items():
         row = pckh_row(row_metrics)
-        lines.append(f'| {row_name} | ' +
-                     ' | '.join(f'{v:.2f}' for v in row.values()) + ' |')
+        lines.append(
+            f'| {row_name} | '
+            + ' | '.join(f'{v:.2f}' for v in row.values())
+            + ' |'
+        )
     return '\n'.join(lines)
 
 

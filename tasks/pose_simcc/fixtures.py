@@ -10,6 +10,7 @@ Layout (the same as real MPII under mmpose)::
 Coordinates in the JSON and the .mat are 1-based (MATLAB), as in MPII: a joint
 drawn at pixel (x, y) is stored as (x + 1, y + 1).
 """
+
 import argparse
 import json
 from pathlib import Path
@@ -19,12 +20,41 @@ import numpy as np
 from scipy.io import savemat
 
 #: MPII joint order.
-JOINT_NAMES = ('right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee',
-               'left_ankle', 'pelvis', 'thorax', 'upper_neck', 'head_top',
-               'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder',
-               'left_elbow', 'left_wrist')
-LIMBS = ((0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
-         (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14, 15))
+JOINT_NAMES = (
+    'right_ankle',
+    'right_knee',
+    'right_hip',
+    'left_hip',
+    'left_knee',
+    'left_ankle',
+    'pelvis',
+    'thorax',
+    'upper_neck',
+    'head_top',
+    'right_wrist',
+    'right_elbow',
+    'right_shoulder',
+    'left_shoulder',
+    'left_elbow',
+    'left_wrist',
+)
+LIMBS = (
+    (0, 1),
+    (1, 2),
+    (2, 6),
+    (3, 6),
+    (3, 4),
+    (4, 5),
+    (6, 7),
+    (7, 8),
+    (8, 9),
+    (7, 12),
+    (12, 11),
+    (11, 10),
+    (7, 13),
+    (13, 14),
+    (14, 15),
+)
 
 
 def _unit(deg):
@@ -41,17 +71,19 @@ def random_pose(rng, height):
     j = np.zeros((16, 2))
     tilt = rng.uniform(-12, 12)
     up = -_unit(tilt)
-    j[7] = 0.30 * height * up                      # thorax
-    j[8] = j[7] + 0.06 * height * up               # upper neck
-    j[9] = j[8] + 0.13 * height * up               # head top
-    side = np.array([-up[1], up[0]])               # image-right of the torso
+    j[7] = 0.30 * height * up  # thorax
+    j[8] = j[7] + 0.06 * height * up  # upper neck
+    j[9] = j[8] + 0.13 * height * up  # head top
+    side = np.array([-up[1], up[0]])  # image-right of the torso
     for sign, hip, sho in ((-1, 2, 12), (1, 3, 13)):
         j[hip] = sign * 0.08 * height * side
         j[sho] = j[7] + sign * 0.11 * height * side
-    limbs = ((12, 11, 10, 0.15, 0.14, (-20, 110), (-10, 100)),
-             (13, 14, 15, 0.15, 0.14, (-20, 110), (-10, 100)),
-             (2, 1, 0, 0.22, 0.22, (-5, 35), (-25, 15)),
-             (3, 4, 5, 0.22, 0.22, (-5, 35), (-25, 15)))
+    limbs = (
+        (12, 11, 10, 0.15, 0.14, (-20, 110), (-10, 100)),
+        (13, 14, 15, 0.15, 0.14, (-20, 110), (-10, 100)),
+        (2, 1, 0, 0.22, 0.22, (-5, 35), (-25, 15)),
+        (3, 4, 5, 0.22, 0.22, (-5, 35), (-25, 15)),
+    )
     for root, mid, end, l1, l2, a1, a2 in limbs:
         # The figure's right limbs point outward to the image's left.
         sign = -1 if root in (12, 2) else 1
@@ -70,13 +102,25 @@ def draw_figure(img, joints):
         cv2.line(img, pa, pb, (200, 200, 200), thick, cv2.LINE_AA)
     head = joints[[8, 9]].mean(0)
     radius = int(0.45 * np.linalg.norm(joints[9] - joints[8]))
-    cv2.circle(img, tuple(int(round(v)) for v in head), radius, (180, 180, 240),
-               -1, cv2.LINE_AA)
+    cv2.circle(
+        img,
+        tuple(int(round(v)) for v in head),
+        radius,
+        (180, 180, 240),
+        -1,
+        cv2.LINE_AA,
+    )
     for k, p in enumerate(joints):
         hue = int(180 * k / 16)
         color = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2BGR)
-        cv2.circle(img, tuple(int(round(v)) for v in p), thick + 1,
-                   tuple(int(c) for c in color[0, 0]), -1, cv2.LINE_AA)
+        cv2.circle(
+            img,
+            tuple(int(round(v)) for v in p),
+            thick + 1,
+            tuple(int(c) for c in color[0, 0]),
+            -1,
+            cv2.LINE_AA,
+        )
 
 
 def make_sample(rng, image_size):
@@ -102,15 +146,18 @@ def make_sample(rng, image_size):
 def _annotation(name, joints, visible):
     lo, hi = joints.min(0), joints.max(0)
     center = (lo + hi) / 2
-    return dict(image=name,
-                center=[float(v) for v in center + 1],
-                scale=float(1.1 * (hi - lo).max() / 200.0),
-                joints=[[float(x + 1), float(y + 1)] for x, y in joints],
-                joints_vis=[int(v) for v in visible])
+    return dict(
+        image=name,
+        center=[float(v) for v in center + 1],
+        scale=float(1.1 * (hi - lo).max() / 200.0),
+        joints=[[float(x + 1), float(y + 1)] for x, y in joints],
+        joints_vis=[int(v) for v in visible],
+    )
 
 
-def make_mpii_fixture(root, num_train=64, num_val=32, image_size=128,
-                      invisible_prob=0.05, seed=0):
+def make_mpii_fixture(
+    root, num_train=64, num_val=32, image_size=128, invisible_prob=0.05, seed=0
+):
     """Write the dataset under ``root`` and return its annotation paths."""
     root = Path(root)
     (root / 'images').mkdir(parents=True, exist_ok=True)
@@ -123,8 +170,9 @@ def make_mpii_fixture(root, num_train=64, num_val=32, image_size=128,
         img, joints, headbox = make_sample(rng, image_size)
         visible = (rng.random(16) >= invisible_prob).astype(int)
         name = f'{i + 1:09d}.jpg'
-        cv2.imwrite(str(root / 'images' / name), img,
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        cv2.imwrite(
+            str(root / 'images' / name), img, [cv2.IMWRITE_JPEG_QUALITY, 95]
+        )
         splits[split].append(_annotation(name, joints, visible))
         if split == 'val':
             val_joints.append(joints + 1)
@@ -136,12 +184,17 @@ def make_mpii_fixture(root, num_train=64, num_val=32, image_size=128,
         paths[split].write_text(json.dumps(anns))
     # Official layout: joints x coords x samples, as in MPII's mpii_gt_val.mat.
     paths['headbox'] = root / 'annotations' / 'mpii_gt_val.mat'
-    savemat(str(paths['headbox']), {
-        'dataset_joints': np.array([[n] for n in JOINT_NAMES], dtype=object).T,
-        'jnt_missing': 1 - np.stack(val_vis, axis=1).astype(np.float64),
-        'pos_gt_src': np.stack(val_joints, axis=2).astype(np.float64),
-        'headboxes_src': np.stack(val_heads, axis=2).astype(np.float64),
-    })
+    savemat(
+        str(paths['headbox']),
+        {
+            'dataset_joints': np.array(
+                [[n] for n in JOINT_NAMES], dtype=object
+            ).T,
+            'jnt_missing': 1 - np.stack(val_vis, axis=1).astype(np.float64),
+            'pos_gt_src': np.stack(val_joints, axis=2).astype(np.float64),
+            'headboxes_src': np.stack(val_heads, axis=2).astype(np.float64),
+        },
+    )
     return paths
 
 
@@ -153,8 +206,13 @@ def main(argv=None):
     parser.add_argument('--image-size', type=int, default=128)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    paths = make_mpii_fixture(args.root, args.num_train, args.num_val,
-                              args.image_size, seed=args.seed)
+    paths = make_mpii_fixture(
+        args.root,
+        args.num_train,
+        args.num_val,
+        args.image_size,
+        seed=args.seed,
+    )
     for key, path in paths.items():
         print(f'{key}: {path}')
 

@@ -8,6 +8,7 @@ input to integer codes, accumulates integer x integer products exactly
 fake-quant model, the fake-quant weights really are ``s_w[c] * q_w`` with
 ``q_w`` on the 2^b-level grid.
 """
+
 import copy
 
 import torch
@@ -21,8 +22,11 @@ from .quantizers import FakeQuantizer, MinMaxQuantizer
 def _weight_codes(layer) -> tuple:
     wq: FakeQuantizer = layer.weight_quantizer
     w = layer.weight.detach()
-    if isinstance(wq, MinMaxQuantizer) and wq.momentum >= 1.0 and \
-            wq.observer_enabled:
+    if (
+        isinstance(wq, MinMaxQuantizer)
+        and wq.momentum >= 1.0
+        and wq.observer_enabled
+    ):
         wq.observe(w)  # weight grids follow the current weights
     codes = wq.quantize_to_int(w)
     qmin, qmax = wq.qrange
@@ -32,7 +36,6 @@ def _weight_codes(layer) -> tuple:
 
 
 class _IntegerLayer(nn.Module):
-
     def __init__(self, layer):
         super().__init__()
         codes, scale, qrange = _weight_codes(layer)
@@ -72,8 +75,15 @@ class IntegerConv2d(_IntegerLayer):
 
     def forward(self, x):
         codes, in_scale = self._input_codes(x)
-        acc = F.conv2d(codes, self.weight_int.double(), None, self.stride,
-                       self.padding, self.dilation, self.groups)
+        acc = F.conv2d(
+            codes,
+            self.weight_int.double(),
+            None,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
         return self._finish(acc, in_scale, 1, x.dtype)
 
 

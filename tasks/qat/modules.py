@@ -1,4 +1,5 @@
 """Convolution and linear layers that fake-quantize their weight and input."""
+
 from typing import Optional
 
 import torch
@@ -20,16 +21,32 @@ class QuantConv2d(nn.Conv2d):
     input_quantizer: Optional[FakeQuantizer]
 
     @classmethod
-    def from_float(cls, conv: nn.Conv2d, weight_quantizer: FakeQuantizer,
-                   input_quantizer: Optional[FakeQuantizer]):
+    def from_float(
+        cls,
+        conv: nn.Conv2d,
+        weight_quantizer: FakeQuantizer,
+        input_quantizer: Optional[FakeQuantizer],
+    ):
         if conv.padding_mode != 'zeros':
-            raise ValueError('QuantConv2d supports padding_mode="zeros" only, '
-                             f'got {conv.padding_mode!r}')
+            raise ValueError(
+                'QuantConv2d supports padding_mode="zeros" only, '
+                f'got {conv.padding_mode!r}'
+            )
         q = cls.__new__(cls)
         nn.Module.__init__(q)
-        for attr in ('in_channels', 'out_channels', 'kernel_size', 'stride',
-                     'padding', 'dilation', 'transposed', 'output_padding',
-                     'groups', 'padding_mode', '_reversed_padding_repeated_twice'):
+        for attr in (
+            'in_channels',
+            'out_channels',
+            'kernel_size',
+            'stride',
+            'padding',
+            'dilation',
+            'transposed',
+            'output_padding',
+            'groups',
+            'padding_mode',
+            '_reversed_padding_repeated_twice',
+        ):
             setattr(q, attr, getattr(conv, attr))
         q.weight = conv.weight
         q.bias = conv.bias
@@ -41,8 +58,9 @@ class QuantConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
-        return self._conv_forward(x, self.weight_quantizer(self.weight),
-                                  self.bias)
+        return self._conv_forward(
+            x, self.weight_quantizer(self.weight), self.bias
+        )
 
 
 class QuantLinear(nn.Linear):
@@ -52,8 +70,12 @@ class QuantLinear(nn.Linear):
     input_quantizer: Optional[FakeQuantizer]
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, weight_quantizer: FakeQuantizer,
-                   input_quantizer: Optional[FakeQuantizer]):
+    def from_float(
+        cls,
+        linear: nn.Linear,
+        weight_quantizer: FakeQuantizer,
+        input_quantizer: Optional[FakeQuantizer],
+    ):
         q = cls.__new__(cls)
         nn.Module.__init__(q)
         q.in_features = linear.in_features

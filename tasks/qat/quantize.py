@@ -1,4 +1,5 @@
 """Turning a float model into a fake-quantized one, and calibrating it."""
+
 import contextlib
 import fnmatch
 import re
@@ -8,8 +9,12 @@ import torch
 from torch import nn
 
 from .modules import QUANT_LAYERS, QuantConv2d, QuantLinear
-from .quantizers import (QUANTIZERS, FakeQuantizer, MinMaxQuantizer,
-                         build_quantizer)
+from .quantizers import (
+    QUANTIZERS,
+    FakeQuantizer,
+    MinMaxQuantizer,
+    build_quantizer,
+)
 
 # Parameter names of the quantizers themselves (LSQ step sizes) match this.
 QUANTIZER_PARAM_PATTERN = r'_quantizer\.'
@@ -21,15 +26,17 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module):
     setattr(parent, child, module)
 
 
-def quantizable_layers(model: nn.Module,
-                       skip: Sequence[str] = ()) -> List[str]:
+def quantizable_layers(
+    model: nn.Module, skip: Sequence[str] = ()
+) -> List[str]:
     """Names of the ``nn.Conv2d``/``nn.Linear`` layers, in registration order
     (for the classification models this is also execution order: the stem
     conv comes first and the classifier's ``fc`` last)."""
     names = []
     for name, m in model.named_modules():
-        if isinstance(m, QUANT_LAYERS) or \
-                not isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, QUANT_LAYERS) or not isinstance(
+            m, (nn.Conv2d, nn.Linear)
+        ):
             continue
         if any(fnmatch.fnmatchcase(name, pat) for pat in skip):
             continue
@@ -37,15 +44,17 @@ def quantizable_layers(model: nn.Module,
     return names
 
 
-def quantize_model(model: nn.Module,
-                   w_bits: int = 4,
-                   a_bits: Optional[int] = 4,
-                   quantizer: str = 'minmax',
-                   first_last_bits: Optional[int] = 8,
-                   fold_bn: bool = False,
-                   act_momentum: float = 0.01,
-                   skip: Sequence[str] = (),
-                   perturb_quantizer_params: bool = False) -> nn.Module:
+def quantize_model(
+    model: nn.Module,
+    w_bits: int = 4,
+    a_bits: Optional[int] = 4,
+    quantizer: str = 'minmax',
+    first_last_bits: Optional[int] = 8,
+    fold_bn: bool = False,
+    act_momentum: float = 0.01,
+    skip: Sequence[str] = (),
+    perturb_quantizer_params: bool = False,
+) -> nn.Module:
     """Replace every conv/linear layer of ``model`` (in place) by its
     fake-quantized version and return the model.
 
@@ -70,29 +79,51 @@ def quantize_model(model: nn.Module,
             sizes are still trained by the base optimizer.
     """
     if quantizer not in QUANTIZERS:
-        raise ValueError(f'quantizer must be one of {sorted(QUANTIZERS)}, got '
-                         f'{quantizer!r}')
+        raise ValueError(
+            f'quantizer must be one of {sorted(QUANTIZERS)}, got {quantizer!r}'
+        )
     if fold_bn:
         fold_batchnorm(model)
     names = quantizable_layers(model, skip)
     if not names:
-        raise ValueError('quantize_model found no nn.Conv2d or nn.Linear '
-                         'layer to quantize (check `skip`)')
+        raise ValueError(
+            'quantize_model found no nn.Conv2d or nn.Linear '
+            'layer to quantize (check `skip`)'
+        )
     edge = {names[0], names[-1]}
     for name in names:
         layer = model.get_submodule(name)
         wb, ab = w_bits, a_bits
         if name in edge and first_last_bits is not None:
-            wb, ab = first_last_bits, (first_last_bits
-                                       if a_bits is not None else None)
-        out_ch = layer.out_channels if isinstance(
-            layer, nn.Conv2d) else layer.out_features
-        wq = build_quantizer(quantizer, wb, signed=True, num_channels=out_ch,
-                             is_weight=True,
-                             sam_perturb=perturb_quantizer_params)
-        aq = None if ab is None else build_quantizer(
-            quantizer, ab, signed=None, is_weight=False,
-            act_momentum=act_momentum, sam_perturb=perturb_quantizer_params)
+            wb, ab = (
+                first_last_bits,
+                (first_last_bits if a_bits is not None else None),
+            )
+        out_ch = (
+            layer.out_channels
+            if isinstance(layer, nn.Conv2d)
+            else layer.out_features
+        )
+        wq = build_quantizer(
+            quantizer,
+            wb,
+            signed=True,
+            num_channels=out_ch,
+            is_weight=True,
+            sam_perturb=perturb_quantizer_params,
+        )
+        aq = (
+            None
+            if ab is None
+            else build_quantizer(
+                quantizer,
+                ab,
+                signed=None,
+                is_weight=False,
+                act_momentum=act_momentum,
+                sam_perturb=perturb_quantizer_params,
+            )
+        )
         if isinstance(layer, nn.Conv2d):
             qlayer = QuantConv2d.from_float(layer, wq, aq)
         else:
@@ -107,8 +138,11 @@ def quantizers(model: nn.Module) -> Iterable[FakeQuantizer]:
 
 def quantizer_parameter_names(model: nn.Module) -> List[str]:
     """Names of the quantizers' own parameters (LSQ step sizes)."""
-    return [n for n, _ in model.named_parameters()
-            if re.search(QUANTIZER_PARAM_PATTERN, n)]
+    return [
+        n
+        for n, _ in model.named_parameters()
+        if re.search(QUANTIZER_PARAM_PATTERN, n)
+    ]
 
 
 def is_calibrated(model: nn.Module) -> bool:
@@ -137,9 +171,12 @@ def calibration_mode(model: nn.Module):
         model.train(was_training)
 
 
-def calibrate(model: nn.Module, batches: Iterable,
-              forward: Optional[Callable] = None,
-              num_batches: Optional[int] = None) -> int:
+def calibrate(
+    model: nn.Module,
+    batches: Iterable,
+    forward: Optional[Callable] = None,
+    num_batches: Optional[int] = None,
+) -> int:
     """Set the quantizers' ranges/steps from ``batches`` (see
     :func:`calibration_mode`). ``forward(model, batch)`` runs one batch; by
     default ``model(batch)``. Returns the number of batches used."""
@@ -159,12 +196,15 @@ def calibrate(model: nn.Module, batches: Iterable,
 # --------------------------------------------------------------------------
 # BatchNorm folding (optional)
 
+
 @torch.no_grad()
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm):
     """Fold ``bn`` (running statistics) into ``conv``'s weight and bias."""
     if bn.running_var is None:
-        raise ValueError('cannot fold a BatchNorm without running statistics '
-                         '(track_running_stats=False)')
+        raise ValueError(
+            'cannot fold a BatchNorm without running statistics '
+            '(track_running_stats=False)'
+        )
     std = (bn.running_var + bn.eps).sqrt()
     gamma = bn.weight if bn.affine else torch.ones_like(std)
     beta = bn.bias if bn.affine else torch.zeros_like(std)
@@ -186,6 +226,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     through its children instead. Returns the number of folded pairs.
     """
     import torch.fx as fx
+
     try:
         graph = fx.symbolic_trace(model).graph
     except Exception:  # noqa: BLE001 -- untraceable: look one level down
@@ -198,8 +239,11 @@ def fold_batchnorm(model: nn.Module) -> int:
         if not isinstance(bn, nn.BatchNorm2d) or not node.args:
             continue
         src = node.args[0]
-        if not isinstance(src, fx.Node) or src.op != 'call_module' or \
-                len(src.users) != 1:
+        if (
+            not isinstance(src, fx.Node)
+            or src.op != 'call_module'
+            or len(src.users) != 1
+        ):
             continue
         conv = model.get_submodule(src.target)
         if type(conv) is not nn.Conv2d:

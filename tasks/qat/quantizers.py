@@ -16,6 +16,7 @@ Both are symmetric (zero point 0). ``signed=True`` gives the grid
 negative. All state (ranges, steps, whether it was initialised, the sign) lives
 in buffers/parameters, so it round-trips through ``state_dict``.
 """
+
 import contextlib
 import math
 from typing import Optional
@@ -33,7 +34,7 @@ _SIGN_UNKNOWN, _UNSIGNED, _SIGNED = -1, 0, 1
 def quant_range(bits: int, signed: bool):
     """Integer grid ``(qmin, qmax)`` of a ``bits``-bit quantizer."""
     if signed:
-        return -(2**(bits - 1)), 2**(bits - 1) - 1
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
 
@@ -50,12 +51,13 @@ class _FakeQuantizeSTE(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        inside, = ctx.saved_tensors
+        (inside,) = ctx.saved_tensors
         return grad * inside, None, None, None
 
 
-def fake_quantize_ste(x: torch.Tensor, scale: torch.Tensor, qmin: int,
-                      qmax: int) -> torch.Tensor:
+def fake_quantize_ste(
+    x: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int
+) -> torch.Tensor:
     """``clamp(round(x / scale), qmin, qmax) * scale`` with the clipped STE.
 
     The gradient w.r.t. ``x`` is 1 where ``qmin <= x / scale <= qmax`` and 0
@@ -106,15 +108,18 @@ class FakeQuantizer(nn.Module):
             (weights: output channels, ``axis=0``); None for per-tensor.
     """
 
-    def __init__(self,
-                 bits: int,
-                 signed: Optional[bool] = None,
-                 num_channels: Optional[int] = None,
-                 axis: int = 0):
+    def __init__(
+        self,
+        bits: int,
+        signed: Optional[bool] = None,
+        num_channels: Optional[int] = None,
+        axis: int = 0,
+    ):
         super().__init__()
         if not isinstance(bits, int) or not 2 <= bits <= 16:
-            raise ValueError(f'quantizer bits must be an int in [2, 16], got '
-                             f'{bits!r}')
+            raise ValueError(
+                f'quantizer bits must be an int in [2, 16], got {bits!r}'
+            )
         self.bits = bits
         self.axis = axis
         self.num_channels = num_channels
@@ -157,7 +162,8 @@ class FakeQuantizer(nn.Module):
             raise RuntimeError(
                 'the quantizer has not seen data yet, so its sign is unknown: '
                 'calibrate the model (tasks.qat.calibrate) or load a QAT '
-                'checkpoint first')
+                'checkpoint first'
+            )
         return self._sign == _SIGNED
 
     @property
@@ -202,10 +208,12 @@ class FakeQuantizer(nn.Module):
         return torch.clamp(torch.round(x / scale), qmin, qmax)
 
     def extra_repr(self) -> str:
-        sign = {_SIGN_UNKNOWN: 'auto', _UNSIGNED: 'unsigned',
-                _SIGNED: 'signed'}[self._sign]
-        return (f'bits={self.bits}, {sign}, '
-                f'per_channel={self.per_channel}')
+        sign = {
+            _SIGN_UNKNOWN: 'auto',
+            _UNSIGNED: 'unsigned',
+            _SIGNED: 'signed',
+        }[self._sign]
+        return f'bits={self.bits}, {sign}, per_channel={self.per_channel}'
 
 
 class MinMaxQuantizer(FakeQuantizer):
@@ -222,18 +230,21 @@ class MinMaxQuantizer(FakeQuantizer):
     at every forward, so the grid always follows the current weights.
     """
 
-    def __init__(self,
-                 bits: int,
-                 signed: Optional[bool] = None,
-                 num_channels: Optional[int] = None,
-                 axis: int = 0,
-                 momentum: float = 0.01):
+    def __init__(
+        self,
+        bits: int,
+        signed: Optional[bool] = None,
+        num_channels: Optional[int] = None,
+        axis: int = 0,
+        momentum: float = 0.01,
+    ):
         super().__init__(bits, signed, num_channels, axis)
         if not 0.0 < momentum <= 1.0:
-            raise ValueError(f'observer momentum must be in (0, 1], got '
-                             f'{momentum}')
+            raise ValueError(
+                f'observer momentum must be in (0, 1], got {momentum}'
+            )
         self.momentum = momentum
-        shape = (num_channels, ) if num_channels is not None else ()
+        shape = (num_channels,) if num_channels is not None else ()
         self.register_buffer('min_val', torch.zeros(shape))
         self.register_buffer('max_val', torch.zeros(shape))
         # Set by calibration_mode: observe in eval mode, average batches equally.
@@ -247,7 +258,8 @@ class MinMaxQuantizer(FakeQuantizer):
         x = x.detach().float()
         if self.per_channel:  # one (min, max) per slice along axis
             lo, hi = torch.aminmax(
-                x.movedim(self.axis, 0).reshape(x.shape[self.axis], -1), dim=1)
+                x.movedim(self.axis, 0).reshape(x.shape[self.axis], -1), dim=1
+            )
         else:
             lo, hi = torch.aminmax(x)
         if self.calibrating:
@@ -286,7 +298,8 @@ class MinMaxQuantizer(FakeQuantizer):
             raise RuntimeError(
                 'MinMaxQuantizer has no range yet: calibrate the model '
                 '(tasks.qat.calibrate) or load a QAT checkpoint before '
-                'running it in eval mode')
+                'running it in eval mode'
+            )
         qmin, qmax = self.qrange
         scale = self._broadcast(self.get_scale(), x).to(x.dtype)
         return fake_quantize_ste(x, scale, qmin, qmax)
@@ -307,15 +320,17 @@ class LSQQuantizer(FakeQuantizer):
     optimizer still updates them.
     """
 
-    def __init__(self,
-                 bits: int,
-                 signed: Optional[bool] = None,
-                 num_channels: Optional[int] = None,
-                 axis: int = 0,
-                 batch_axis: Optional[int] = 0,
-                 sam_perturb: bool = False):
+    def __init__(
+        self,
+        bits: int,
+        signed: Optional[bool] = None,
+        num_channels: Optional[int] = None,
+        axis: int = 0,
+        batch_axis: Optional[int] = 0,
+        sam_perturb: bool = False,
+    ):
         super().__init__(bits, signed, num_channels, axis)
-        shape = (num_channels, ) if num_channels is not None else ()
+        shape = (num_channels,) if num_channels is not None else ()
         self.scale = nn.Parameter(torch.ones(shape))
         self.sam_perturb = sam_perturb
         self.scale.sam_perturb = sam_perturb
@@ -330,8 +345,11 @@ class LSQQuantizer(FakeQuantizer):
         self._settle_sign(x)
         qmax = self.qrange[1]
         dims = self._reduce_dims(x)
-        mean_abs = x.detach().float().abs().mean(dim=dims) if dims else \
-            x.detach().float().abs()
+        mean_abs = (
+            x.detach().float().abs().mean(dim=dims)
+            if dims
+            else x.detach().float().abs()
+        )
         self.scale.copy_((2 * mean_abs / math.sqrt(qmax)).clamp_min(1e-4))
         self._mark_initialized()
 
@@ -350,11 +368,14 @@ class LSQQuantizer(FakeQuantizer):
         # Re-mark each time: copies of the parameter (deepcopy) lose the flag.
         self.scale.sam_perturb = self.sam_perturb
         if not self._initialized:
-            if not (self.training or self.calibrating) or \
-                    not self.observer_enabled:
+            if (
+                not (self.training or self.calibrating)
+                or not self.observer_enabled
+            ):
                 raise RuntimeError(
                     'LSQQuantizer has no step size yet: calibrate the model '
-                    '(tasks.qat.calibrate) or load a QAT checkpoint first')
+                    '(tasks.qat.calibrate) or load a QAT checkpoint first'
+                )
             self.init_from(x)
         if not self.fake_quant_enabled:
             return x
@@ -367,17 +388,34 @@ class LSQQuantizer(FakeQuantizer):
 QUANTIZERS = {'minmax': MinMaxQuantizer, 'lsq': LSQQuantizer}
 
 
-def build_quantizer(kind: str, bits: int, *, signed: Optional[bool],
-                    num_channels: Optional[int] = None, is_weight: bool,
-                    act_momentum: float = 0.01,
-                    sam_perturb: bool = False) -> FakeQuantizer:
+def build_quantizer(
+    kind: str,
+    bits: int,
+    *,
+    signed: Optional[bool],
+    num_channels: Optional[int] = None,
+    is_weight: bool,
+    act_momentum: float = 0.01,
+    sam_perturb: bool = False,
+) -> FakeQuantizer:
     """Quantizer for a weight (per-channel, signed) or an activation."""
     if kind not in QUANTIZERS:
-        raise ValueError(f'quantizer must be one of {sorted(QUANTIZERS)}, got '
-                         f'{kind!r}')
+        raise ValueError(
+            f'quantizer must be one of {sorted(QUANTIZERS)}, got {kind!r}'
+        )
     if kind == 'minmax':
-        return MinMaxQuantizer(bits, signed, num_channels, axis=0,
-                               momentum=1.0 if is_weight else act_momentum)
-    return LSQQuantizer(bits, signed, num_channels, axis=0,
-                        batch_axis=None if is_weight else 0,
-                        sam_perturb=sam_perturb)
+        return MinMaxQuantizer(
+            bits,
+            signed,
+            num_channels,
+            axis=0,
+            momentum=1.0 if is_weight else act_momentum,
+        )
+    return LSQQuantizer(
+        bits,
+        signed,
+        num_channels,
+        axis=0,
+        batch_axis=None if is_weight else 0,
+        sam_perturb=sam_perturb,
+    )

@@ -1,4 +1,5 @@
 """Fixture data in the three layouts the classification datasets read (generated, tiny)."""
+
 from pathlib import Path
 
 import cv2
@@ -6,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.classification.data_prep import synthetic_images, write_cifar_pickles, write_image_folder
+from tasks.classification.data_prep import (
+    synthetic_images,
+    write_cifar_pickles,
+    write_image_folder,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data'
 CIFAR10_JPG_TAR = SHARED_DATA / 'cifar10' / 'cifar10-jpg-train.tar.gz'
@@ -17,8 +22,15 @@ def cifar10_root(tmp_path_factory):
     """CIFAR-10 pickle batches: 20 training and 8 test images."""
     root = tmp_path_factory.mktemp('cifar10')
     imgs, labels = synthetic_images(28, 10, seed=1)
-    write_cifar_pickles(root, imgs[:20], labels[:20], 'cifar10', imgs[20:], labels[20:],
-                        classes=[f'c{i}' for i in range(10)])
+    write_cifar_pickles(
+        root,
+        imgs[:20],
+        labels[:20],
+        'cifar10',
+        imgs[20:],
+        labels[20:],
+        classes=[f'c{i}' for i in range(10)],
+    )
     return root
 
 
@@ -27,7 +39,9 @@ def cifar100_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('cifar100')
     imgs, labels = synthetic_images(12, 100, seed=2)
     labels[0] = 99  # the meta file lists 100 class names
-    write_cifar_pickles(root, imgs[:8], labels[:8], 'cifar100', imgs[8:], labels[8:])
+    write_cifar_pickles(
+        root, imgs[:8], labels[:8], 'cifar100', imgs[8:], labels[8:]
+    )
     return root
 
 
@@ -37,7 +51,9 @@ def image_folder_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('folder')
     imgs, _ = synthetic_images(18, 3, seed=3)
     labels = np.repeat(np.arange(3), 6)
-    write_image_folder(root, imgs, labels, ext='.jpg', classes=['ant', 'bee', 'cat'])
+    write_image_folder(
+        root, imgs, labels, ext='.jpg', classes=['ant', 'bee', 'cat']
+    )
     return root
 
 
@@ -57,13 +73,20 @@ def tiny_imagenet_root(tmp_path_factory):
         for i in range(4):
             img = imgs[k]
             if k == 0:
-                img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)[:, :, 0]
-            cv2.imwrite(str(d / f'{w}_{i}.JPEG'), img if img.ndim == 2 else img[:, :, ::-1])
+                img = cv2.cvtColor(
+                    cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB
+                )[:, :, 0]
+            cv2.imwrite(
+                str(d / f'{w}_{i}.JPEG'),
+                img if img.ndim == 2 else img[:, :, ::-1],
+            )
             k += 1
     lines = []
     for i in range(6):
         name = f'val_{i}.JPEG'
-        cv2.imwrite(str(root / 'val' / 'images' / name), imgs[12 + i][:, :, ::-1])
+        cv2.imwrite(
+            str(root / 'val' / 'images' / name), imgs[12 + i][:, :, ::-1]
+        )
         lines.append(f'{name}\t{wnids[i % 3]}\t0\t0\t63\t63')
     (root / 'val' / 'val_annotations.txt').write_text('\n'.join(lines) + '\n')
     return root

@@ -1,4 +1,5 @@
 """The classifier's loss / predict modes (per-sample protocol) and the accuracy metric."""
+
 import pytest
 import torch
 from mmengine.evaluator import Evaluator
@@ -12,17 +13,30 @@ from tasks.classification.transforms import CIFAR_MEAN, CIFAR_STD
 
 def make_model(label_smoothing=0.0):
     torch.manual_seed(0)
-    return MODELS.build(dict(
-        type='ImageClassifier', label_smoothing=label_smoothing,
-        net=dict(type='cifar_resnet', depth=8, width=4, num_classes=5),
-        data_preprocessor=dict(type='ClsDataPreprocessor', mean=CIFAR_MEAN, std=CIFAR_STD,
-                               batch_augment=dict(padding=4, flip_prob=0.5, cutout_size=8))))
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            label_smoothing=label_smoothing,
+            net=dict(type='cifar_resnet', depth=8, width=4, num_classes=5),
+            data_preprocessor=dict(
+                type='ClsDataPreprocessor',
+                mean=CIFAR_MEAN,
+                std=CIFAR_STD,
+                batch_augment=dict(padding=4, flip_prob=0.5, cutout_size=8),
+            ),
+        )
+    )
 
 
 def make_batch(n=6):
     g = torch.Generator().manual_seed(1)
-    inputs = [torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=g) for _ in range(n)]
-    samples = [ClsDataSample(metainfo=dict(sample_idx=10 + i)) for i in range(n)]
+    inputs = [
+        torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=g)
+        for _ in range(n)
+    ]
+    samples = [
+        ClsDataSample(metainfo=dict(sample_idx=10 + i)) for i in range(n)
+    ]
     for i, s in enumerate(samples):
         s.gt_label = i % 5
     return dict(inputs=inputs, data_samples=samples)
@@ -48,36 +62,54 @@ def test_predict_sets_labels_and_scores():
     preds = model(**data, mode='predict')
     logits = model(data['inputs'], mode='tensor')
     assert [int(p.pred_label) for p in preds] == logits.argmax(1).tolist()
-    torch.testing.assert_close(torch.stack([p.pred_score for p in preds]), logits.softmax(1))
+    torch.testing.assert_close(
+        torch.stack([p.pred_score for p in preds]), logits.softmax(1)
+    )
     assert [p.sample_idx for p in preds] == list(range(10, 16))
 
 
 def test_sgd_and_ausam_train_steps_through_the_mixin():
     from mmengine.optim import build_optim_wrapper
+
     model = make_model()
-    sgd = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
+    sgd = build_optim_wrapper(
+        model, dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
+    )
     log = model.train_step(make_batch(), sgd)
     assert log['loss'].dim() == 0
-    ausam = build_optim_wrapper(model, dict(type='AUSAMOptimWrapper', alpha=0.5, rho=0.05, init_epochs=0,
-                                            optimizer=dict(type='SGD', lr=0.1)))
+    ausam = build_optim_wrapper(
+        model,
+        dict(
+            type='AUSAMOptimWrapper',
+            alpha=0.5,
+            rho=0.05,
+            init_epochs=0,
+            optimizer=dict(type='SGD', lr=0.1),
+        ),
+    )
     assert isinstance(ausam, AUSAMOptimWrapper)
     before = [p.detach().clone() for p in model.parameters()]
     log = model.train_step(make_batch(), ausam)
     assert float(log['sam_frac']) == pytest.approx(0.5)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, model.parameters())
+    )
 
 
 def test_accuracy_metric_matches_a_hand_count():
     metric = METRICS.build(dict(type='Accuracy', topk=(1, 2)))
     evaluator = Evaluator(metric)
-    scores = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.1, 0.3]])
-    labels = [1, 1, 0, 2]           # top-1 hits: 1 of 4; top-2 hits: samples 0, 1, 3
+    scores = torch.tensor(
+        [[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.6, 0.1, 0.3]]
+    )
+    labels = [1, 1, 0, 2]  # top-1 hits: 1 of 4; top-2 hits: samples 0, 1, 3
     samples = []
     for s, y in zip(scores, labels):
         d = ClsDataSample()
         d.gt_label, d.pred_score, d.pred_label = y, s, s.argmax()
         samples.append(d)
-    evaluator.process(samples[:2]); evaluator.process(samples[2:])
+    evaluator.process(samples[:2])
+    evaluator.process(samples[2:])
     res = evaluator.evaluate(4)
     assert res['accuracy/top1'] == pytest.approx(25.0)
     assert res['accuracy/top2'] == pytest.approx(75.0)
@@ -87,5 +119,5 @@ def test_bad_settings():
     with pytest.raises(ValueError, match='label_smoothing'):
         ImageClassifier(net=torch.nn.Identity(), label_smoothing=1.0)
     model = make_model()
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match='mode'):
         model(torch.zeros(1, 3, 32, 32), mode='train')

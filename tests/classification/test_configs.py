@@ -1,6 +1,7 @@
 """Every config in configs/classification builds (model, dataset on fixture data, optim wrapper)
 and runs two training iterations; one config runs end to end through mmengine's Runner
 (train, checkpoint, resume, test)."""
+
 import copy
 from itertools import islice
 from pathlib import Path
@@ -26,7 +27,9 @@ HEAVY = ('wrn28-10', 'pyramidnet110', 'resnet50')
 def is_slow(path):
     """Two iterations of the big networks' extra alpha variants take a few seconds each on CPU:
     those run under `slow`; test_slow_configs_build still builds them in the fast suite."""
-    return path.stem.startswith(HEAVY) and any(f'ausam-a{a}_' in path.stem for a in ('0.4', '0.6', '0.7'))
+    return path.stem.startswith(HEAVY) and any(
+        f'ausam-a{a}_' in path.stem for a in ('0.4', '0.6', '0.7')
+    )
 
 
 SLOW = [p for p in CONFIGS if is_slow(p)]
@@ -36,7 +39,9 @@ def shrink(cfg, roots, batch_size=4, resize_to=8):
     """Point the config at fixture data, tiny batches and a small input size."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dl = cfg[key]
-        dl.update(batch_size=batch_size, num_workers=0, persistent_workers=False)
+        dl.update(
+            batch_size=batch_size, num_workers=0, persistent_workers=False
+        )
         ds = dl.dataset
         ds.data_root = str(roots[ds.type])
         if ds.type.startswith('CIFAR'):
@@ -47,21 +52,47 @@ def shrink(cfg, roots, batch_size=4, resize_to=8):
 
 @pytest.fixture(scope='module')
 def roots(cifar10_root, cifar100_root, tiny_imagenet_root):
-    return {'CIFAR10': cifar10_root, 'CIFAR100': cifar100_root, 'TinyImageNet': tiny_imagenet_root}
+    return {
+        'CIFAR10': cifar10_root,
+        'CIFAR100': cifar100_root,
+        'TinyImageNet': tiny_imagenet_root,
+    }
 
 
 def test_the_config_grid_covers_the_paper_tables():
     names = {p.stem for p in CONFIGS}
-    methods = ['sgd', 'sam', 'ausam-a0.4', 'ausam-a0.5', 'ausam-a0.6', 'ausam-a0.7', 'sam-random-a0.5']
-    combos = [('resnet18', 'cifar10'), ('resnet18', 'cifar100'), ('wrn28-10', 'cifar10'),
-              ('wrn28-10', 'cifar100'), ('pyramidnet110-a270', 'cifar10'), ('pyramidnet110-a270', 'cifar100'),
-              ('resnet18', 'tiny-imagenet'), ('resnet50', 'tiny-imagenet'), ('mobilenet-v1', 'tiny-imagenet-224')]
+    methods = [
+        'sgd',
+        'sam',
+        'ausam-a0.4',
+        'ausam-a0.5',
+        'ausam-a0.6',
+        'ausam-a0.7',
+        'sam-random-a0.5',
+    ]
+    combos = [
+        ('resnet18', 'cifar10'),
+        ('resnet18', 'cifar100'),
+        ('wrn28-10', 'cifar10'),
+        ('wrn28-10', 'cifar100'),
+        ('pyramidnet110-a270', 'cifar10'),
+        ('pyramidnet110-a270', 'cifar100'),
+        ('resnet18', 'tiny-imagenet'),
+        ('resnet50', 'tiny-imagenet'),
+        ('mobilenet-v1', 'tiny-imagenet-224'),
+    ]
     want = {f'{m}_{meth}_1xb128_{d}' for m, d in combos for meth in methods}
     assert want <= names, sorted(want - names)
 
 
-@pytest.mark.parametrize('path', [pytest.param(p, marks=pytest.mark.slow) if is_slow(p) else p
-                                  for p in CONFIGS], ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path',
+    [
+        pytest.param(p, marks=pytest.mark.slow) if is_slow(p) else p
+        for p in CONFIGS
+    ],
+    ids=[p.stem for p in CONFIGS],
+)
 def test_config_builds_and_runs_two_iterations(path, roots):
     build_and_run(path, roots, iterations=2)
 
@@ -74,18 +105,32 @@ def test_slow_configs_build(path, roots):
 def build_and_run(path, roots, iterations):
     cfg = shrink(Config.fromfile(str(path)), roots)
     # Recipe checks against the paper.
-    assert cfg.train_cfg.max_epochs == 200 and cfg.train_dataloader.batch_size == 4
+    assert (
+        cfg.train_cfg.max_epochs == 200
+        and cfg.train_dataloader.batch_size == 4
+    )
     assert Config.fromfile(str(path)).train_dataloader.batch_size == 128
     opt = cfg.optim_wrapper.optimizer
-    assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.1, 0.9, 5e-4)
+    assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == (
+        'SGD',
+        0.1,
+        0.9,
+        5e-4,
+    )
     assert cfg.model_wrapper_cfg.type == 'SAMDistributedDataParallel'
     if cfg.optim_wrapper.type != 'OptimWrapper':
-        assert cfg.optim_wrapper.rho == (0.05 if path.stem.endswith('_cifar10') else 0.1)
+        assert cfg.optim_wrapper.rho == (
+            0.05 if path.stem.endswith('_cifar10') else 0.1
+        )
     if cfg.optim_wrapper.type == 'AUSAMOptimWrapper':
-        assert cfg.optim_wrapper.s_max == (1.0 if 'pyramidnet' in path.stem else 0.5)
-        cfg.optim_wrapper.init_epochs = 0      # select from the first step
+        assert cfg.optim_wrapper.s_max == (
+            1.0 if 'pyramidnet' in path.stem else 0.5
+        )
+        cfg.optim_wrapper.init_epochs = 0  # select from the first step
     if 'mobilenet' in path.stem:
-        assert Config.fromfile(str(path)).model.data_preprocessor.resize_to == 224
+        assert (
+            Config.fromfile(str(path)).model.data_preprocessor.resize_to == 224
+        )
         cfg.model.data_preprocessor.resize_to = 32
 
     import_modules_from_strings(**cfg.custom_imports)
@@ -93,8 +138,11 @@ def build_and_run(path, roots, iterations):
         model = MODELS.build(cfg.model)
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
-        expected = {'OptimWrapper': None, 'SAMOptimWrapper': SAMOptimWrapper,
-                    'AUSAMOptimWrapper': AUSAMOptimWrapper}[cfg.optim_wrapper.type]
+        expected = {
+            'OptimWrapper': None,
+            'SAMOptimWrapper': SAMOptimWrapper,
+            'AUSAMOptimWrapper': AUSAMOptimWrapper,
+        }[cfg.optim_wrapper.type]
         if expected:
             assert isinstance(optim_wrapper, expected)
         before = copy.deepcopy(model.net.fc.weight.detach())
@@ -110,13 +158,18 @@ def build_and_run(path, roots, iterations):
         assert not torch.equal(before, model.net.fc.weight)
 
 
-@pytest.mark.parametrize('dataset_base', ['cifar10_bs128_cpu-aug.py', 'tiny-imagenet-224_bs128_cpu-aug.py'])
+@pytest.mark.parametrize(
+    'dataset_base',
+    ['cifar10_bs128_cpu-aug.py', 'tiny-imagenet-224_bs128_cpu-aug.py'],
+)
 def test_cpu_augmentation_bases_swap_in(dataset_base, roots, tmp_path):
     # A user config that swaps the dataset base for the CPU augmentation path.
     leaf = tmp_path / 'leaf.py'
     base = CONFIG_DIR.parent / '_base_' / 'datasets' / dataset_base
-    leaf.write_text(f"_base_ = ['{CONFIG_DIR.parent}/_base_/models/resnet18.py', '{base}']\n"
-                    "model = dict(data_preprocessor={{_base_.data_preprocessor}})\n")
+    leaf.write_text(
+        f"_base_ = ['{CONFIG_DIR.parent}/_base_/models/resnet18.py', '{base}']\n"
+        'model = dict(data_preprocessor={{_base_.data_preprocessor}})\n'
+    )
     cfg = Config.fromfile(str(leaf))
     for key in ('train_dataloader', 'val_dataloader'):
         cfg[key].update(batch_size=2, num_workers=0, persistent_workers=False)
@@ -125,7 +178,9 @@ def test_cpu_augmentation_bases_swap_in(dataset_base, roots, tmp_path):
         ds.pop('download', None)
     with DefaultScope.overwrite_default_scope('ausam_tasks'):
         model = MODELS.build(cfg.model)
-        batch = next(iter(Runner.build_dataloader(cfg.train_dataloader, seed=0)))
+        batch = next(
+            iter(Runner.build_dataloader(cfg.train_dataloader, seed=0))
+        )
     assert batch['inputs'][0].dtype == torch.float32
     side = 224 if '224' in dataset_base else 32
     data = model.data_preprocessor(batch, True)
@@ -152,9 +207,13 @@ def test_runner_trains_resumes_and_tests(roots, tmp_path):
     runner.train()
     scalars = runner.message_hub.log_scalars
     assert 'val/accuracy/top1' in scalars
-    assert float(scalars['train/sam_frac'].current()) == pytest.approx(0.5)   # epoch 2: past init_epochs
+    assert float(scalars['train/sam_frac'].current()) == pytest.approx(
+        0.5
+    )  # epoch 2: past init_epochs
     table = runner.optim_wrapper.core.table.state_dict()
-    assert int(table['count'].sum()) == 20 + 10          # epoch 1: all 20 samples; epoch 2: half
+    assert (
+        int(table['count'].sum()) == 20 + 10
+    )  # epoch 1: all 20 samples; epoch 2: half
     # The checkpoint carries the score table (what resume restores).
     saved = load_checkpoint_file(str(tmp_path / 'work' / 'epoch_2.pth'))
     saved_table = saved['optimizer']['sharpness_aware']['scores']
@@ -166,8 +225,13 @@ def test_runner_trains_resumes_and_tests(roots, tmp_path):
     assert resumed.train_loop.epoch == 3 and resumed.iter == 6
     assert resumed.optim_wrapper.core.num_steps == 6
     # Resumed scores continue from the saved ones (counts only grow).
-    assert int(resumed.optim_wrapper.core.table.state_dict()['count'].sum()) == 30 + 10
+    assert (
+        int(resumed.optim_wrapper.core.table.state_dict()['count'].sum())
+        == 30 + 10
+    )
 
-    tester = Runner.from_cfg(make_cfg(3, load_from=str(tmp_path / 'work' / 'epoch_3.pth')))
+    tester = Runner.from_cfg(
+        make_cfg(3, load_from=str(tmp_path / 'work' / 'epoch_3.pth'))
+    )
     metrics = tester.test()
     assert 0.0 <= metrics['accuracy/top1'] <= 100.0

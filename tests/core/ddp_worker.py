@@ -1,4 +1,5 @@
 """Run by torchrun in test_runner.py: AUSAM training on 2 gloo ranks."""
+
 import argparse
 import sys
 from pathlib import Path
@@ -20,16 +21,30 @@ args = parser.parse_args()
 
 init_cpu_process_group('pytorch')
 cfg = runner_cfg(
-    Path(args.out) / 'work', dict(
-        type='AUSAMOptimWrapper', alpha=0.5, rho=0.1, init_epochs=1,
-        warmup_epochs=1, optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
-    max_epochs=3, batch_size=8, launcher='pytorch')
+    Path(args.out) / 'work',
+    dict(
+        type='AUSAMOptimWrapper',
+        alpha=0.5,
+        rho=0.1,
+        init_epochs=1,
+        warmup_epochs=1,
+        optimizer=dict(type='SGD', lr=0.1, momentum=0.9),
+    ),
+    max_epochs=3,
+    batch_size=8,
+    launcher='pytorch',
+)
 runner = Runner.from_cfg(Config(cfg))
 runner.train()
 rank = dist.get_rank()
 core = runner.optim_wrapper.core
-torch.save({'model': runner.model.module.state_dict(),
-            'value': core.table.value, 'count': core.table.count,
-            'steps': core.num_steps,
-            'world': dist.get_world_size()},
-           Path(args.out) / f'rank{rank}.pt')
+torch.save(
+    {
+        'model': runner.model.module.state_dict(),
+        'value': core.table.value,
+        'count': core.table.count,
+        'steps': core.num_steps,
+        'world': dist.get_world_size(),
+    },
+    Path(args.out) / f'rank{rank}.pt',
+)

@@ -1,4 +1,5 @@
 """fp16 / bf16 autocast (on CPU here; the same code runs on CUDA)."""
+
 import copy
 
 import torch
@@ -10,10 +11,19 @@ from .toy import ToyDataset, ToyNet, batch
 def run(dtype, steps=6, **kw):
     torch.manual_seed(0)
     model = ToyNet()
-    ow = build_optim_wrapper(model, dict(
-        type='AUSAMOptimWrapper', optimizer=dict(type='SGD', lr=0.05),
-        alpha=0.5, init_epochs=0, warmup_epochs=0, rho=0.1, dtype=dtype,
-        **kw))
+    ow = build_optim_wrapper(
+        model,
+        dict(
+            type='AUSAMOptimWrapper',
+            optimizer=dict(type='SGD', lr=0.05),
+            alpha=0.5,
+            init_epochs=0,
+            warmup_epochs=0,
+            rho=0.1,
+            dtype=dtype,
+            **kw,
+        ),
+    )
     ds = ToyDataset(32)
     chosen = []
     original = ow.core.select
@@ -25,8 +35,9 @@ def run(dtype, steps=6, **kw):
 
     ow.core.select = spy
     for step in range(steps):
-        model.train_step(batch(ds, range(16 * (step % 2), 16 * (step % 2) +
-                                         16)), ow)
+        model.train_step(
+            batch(ds, range(16 * (step % 2), 16 * (step % 2) + 16)), ow
+        )
     return model, ow, chosen
 
 
@@ -51,9 +62,15 @@ def test_bf16_runs_without_a_scaler():
 def test_fp16_overflow_skips_the_step_like_amp_optim_wrapper():
     torch.manual_seed(0)
     model = ToyNet()
-    ow = build_optim_wrapper(model, dict(
-        type='SAMOptimWrapper', optimizer=dict(type='SGD', lr=0.1),
-        dtype='float16', loss_scale=dict(init_scale=2.0**120)))
+    ow = build_optim_wrapper(
+        model,
+        dict(
+            type='SAMOptimWrapper',
+            optimizer=dict(type='SGD', lr=0.1),
+            dtype='float16',
+            loss_scale=dict(init_scale=2.0**120),
+        ),
+    )
     before = copy.deepcopy(dict(model.named_parameters()))
     log = model.train_step(batch(ToyDataset(8), range(8)), ow)
     assert log['skipped'] == 1.0
@@ -67,9 +84,16 @@ def test_fp16_overflow_skips_the_step_like_amp_optim_wrapper():
 def test_fp16_non_finite_loss_is_an_overflow_not_an_error():
     torch.manual_seed(0)
     model = ToyNet()
-    ow = build_optim_wrapper(model, dict(
-        type='AUSAMOptimWrapper', optimizer=dict(type='SGD', lr=0.1),
-        alpha=1.0, init_epochs=0, dtype='float16'))
+    ow = build_optim_wrapper(
+        model,
+        dict(
+            type='AUSAMOptimWrapper',
+            optimizer=dict(type='SGD', lr=0.1),
+            alpha=1.0,
+            init_epochs=0,
+            dtype='float16',
+        ),
+    )
     ds = ToyDataset(8)
     ds.x[2] = float('inf')
     before = copy.deepcopy(dict(model.named_parameters()))

@@ -1,4 +1,5 @@
 """Bad settings fail at build time, bad batches at the first step."""
+
 import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
@@ -7,22 +8,27 @@ from .toy import ToyDataset, ToyNet, batch
 
 
 def build(type='AUSAMOptimWrapper', model=None, **kw):
-    return build_optim_wrapper(model or ToyNet(), dict(
-        type=type, optimizer=dict(type='SGD', lr=0.1), **kw))
+    return build_optim_wrapper(
+        model or ToyNet(),
+        dict(type=type, optimizer=dict(type='SGD', lr=0.1), **kw),
+    )
 
 
-@pytest.mark.parametrize('kw, match', [
-    (dict(alpha=0.0), 'alpha must be in'),
-    (dict(alpha=1.5), 'alpha must be in'),
-    (dict(rho=-0.1), 'rho must be >= 0'),
-    (dict(s_min=0.0), 's_min'),
-    (dict(s_min=0.6, s_max=0.5), 's_min'),
-    (dict(selector='loss'), 'unknown selector'),
-    (dict(score_average='median'), 'score average'),
-    (dict(warmup_by='step'), 'warmup_by'),
-    (dict(dtype='int8'), 'dtype'),
-    (dict(accumulative_counts=2), 'accumulative_counts'),
-])
+@pytest.mark.parametrize(
+    'kw, match',
+    [
+        (dict(alpha=0.0), 'alpha must be in'),
+        (dict(alpha=1.5), 'alpha must be in'),
+        (dict(rho=-0.1), 'rho must be >= 0'),
+        (dict(s_min=0.0), 's_min'),
+        (dict(s_min=0.6, s_max=0.5), 's_min'),
+        (dict(selector='loss'), 'unknown selector'),
+        (dict(score_average='median'), 'score average'),
+        (dict(warmup_by='step'), 'warmup_by'),
+        (dict(dtype='int8'), 'dtype'),
+        (dict(accumulative_counts=2), 'accumulative_counts'),
+    ],
+)
 def test_bad_settings_fail_at_build(kw, match):
     with pytest.raises(ValueError, match=match):
         build(**kw)
@@ -81,6 +87,7 @@ def test_checkpoint_loader_refuses_other_getattr_calls(tmp_path):
 
     from ausam_tasks.engine import load_checkpoint_file
     from ausam_tasks.engine.checkpoint import history_buffer_method
+
     assert history_buffer_method(HistoryBuffer, 'mean') is HistoryBuffer.mean
     with pytest.raises(pickle.UnpicklingError):
         history_buffer_method(HistoryBuffer, '__init__')
@@ -92,6 +99,7 @@ def test_checkpoint_loader_refuses_other_getattr_calls(tmp_path):
 
 def test_non_tensor_loss_is_rejected_with_the_protocol():
     from ausam_tasks.engine import per_sample_losses
+
     with pytest.raises(TypeError, match='float.*shape'):
         per_sample_losses({'loss': 0.5}, 4)
 

@@ -1,4 +1,5 @@
 """The wrappers inside a real mmengine Runner: resume and DDP."""
+
 import os
 import subprocess
 import sys
@@ -6,9 +7,8 @@ from pathlib import Path
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
-
 from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
 from ausam_tasks.registry import HOOKS
 
@@ -26,29 +26,47 @@ class StopAfterEpoch(Hook):
         if runner.epoch + 1 >= self.epoch:
             runner.train_loop.stop_training = True
 
-AUSAM = dict(type='AUSAMOptimWrapper', alpha=0.5, rho=0.1, init_epochs=1,
-             warmup_epochs=2, optimizer=dict(type='SGD', lr=0.1,
-                                             momentum=0.9, weight_decay=5e-4))
+
+AUSAM = dict(
+    type='AUSAMOptimWrapper',
+    alpha=0.5,
+    rho=0.1,
+    init_epochs=1,
+    warmup_epochs=2,
+    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
+)
 SCHEDULE = [dict(type='CosineAnnealingLR', T_max=4, by_epoch=True)]
 
 
 def train(work_dir, max_epochs, **kw):
-    runner = Runner.from_cfg(Config(runner_cfg(
-        work_dir, AUSAM, max_epochs=max_epochs, param_scheduler=SCHEDULE,
-        **kw)))
+    runner = Runner.from_cfg(
+        Config(
+            runner_cfg(
+                work_dir,
+                AUSAM,
+                max_epochs=max_epochs,
+                param_scheduler=SCHEDULE,
+                **kw,
+            )
+        )
+    )
     runner.train()
     return runner
 
 
 def test_resume_gives_the_same_weights_and_scores(tmp_path):
     full = train(tmp_path / 'full', 4)
-    train(tmp_path / 'half', 4,
-          custom_hooks=[dict(type='StopAfterEpoch', epoch=2)])
+    train(
+        tmp_path / 'half',
+        4,
+        custom_hooks=[dict(type='StopAfterEpoch', epoch=2)],
+    )
     assert (tmp_path / 'half' / 'epoch_2.pth').exists()
     assert not (tmp_path / 'half' / 'epoch_3.pth').exists()
     resumed = train(tmp_path / 'half', 4, resume=True)
-    for (k, a), b in zip(full.model.state_dict().items(),
-                         resumed.model.state_dict().values()):
+    for (k, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values()
+    ):
         assert torch.equal(a, b), k
     ca, cb = full.optim_wrapper.core, resumed.optim_wrapper.core
     assert ca.num_steps == cb.num_steps == 16
@@ -63,14 +81,20 @@ def test_resume_gives_the_same_weights_and_scores(tmp_path):
 
 
 def test_checkpoint_loads_in_a_fresh_process_without_unsafe_unpickling(
-        tmp_path):
+    tmp_path,
+):
     train(tmp_path, 1)
-    code = ('import sys; from ausam_tasks.engine import load_checkpoint_file;'
-            'c = load_checkpoint_file(sys.argv[1]);'
-            "print(c['optimizer']['sharpness_aware']['num_steps'])")
-    out = subprocess.run([sys.executable, '-c', code,
-                          str(tmp_path / 'epoch_1.pth')],
-                         capture_output=True, text=True, timeout=120)
+    code = (
+        'import sys; from ausam_tasks.engine import load_checkpoint_file;'
+        'c = load_checkpoint_file(sys.argv[1]);'
+        "print(c['optimizer']['sharpness_aware']['num_steps'])"
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code, str(tmp_path / 'epoch_1.pth')],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith('4')
 
@@ -86,9 +110,21 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     worker = Path(__file__).with_name('ddp_worker.py')
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-         '--nproc_per_node', '2', str(worker), str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--standalone',
+            '--nproc_per_node',
+            '2',
+            str(worker),
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = torch.load(tmp_path / 'rank0.pt')
     r1 = torch.load(tmp_path / 'rank1.pt')

@@ -1,4 +1,5 @@
 """The ADLP table (Eq. 6)."""
+
 import pytest
 import torch
 

@@ -1,11 +1,18 @@
 """Eq. 7-8, the warm-up of s_max, and the draw itself."""
+
 import pytest
 import torch
 
-from ausam_tasks.selection import (fill_unscored, normalize_scores, s_max_at,
-                                   select_subset, select_topk_loss,
-                                   select_uniform, selection_probs,
-                                   subset_size)
+from ausam_tasks.selection import (
+    fill_unscored,
+    normalize_scores,
+    s_max_at,
+    select_subset,
+    select_topk_loss,
+    select_uniform,
+    selection_probs,
+    subset_size,
+)
 
 
 def test_normalisation_matches_eq8_on_known_numbers():
@@ -28,8 +35,9 @@ def test_s_max_warmup_is_linear_then_flat():
     assert s_max_at(200, 0.1, 0.5, 30) == pytest.approx(0.5)
     assert s_max_at(0, 0.1, 0.5, 0) == pytest.approx(0.5)
     # At the start of warm-up every sample has the same probability.
-    p = selection_probs(torch.tensor([1.0, 9.0]), 0.1, s_max_at(0, 0.1, 0.5,
-                                                                  30))
+    p = selection_probs(
+        torch.tensor([1.0, 9.0]), 0.1, s_max_at(0, 0.1, 0.5, 30)
+    )
     assert torch.allclose(p, torch.tensor([0.5, 0.5], dtype=p.dtype))
 
 

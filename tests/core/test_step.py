@@ -1,4 +1,5 @@
 """The SAM / AUSAM step inside mmengine, checked against hand computations."""
+
 import copy
 
 import pytest
@@ -8,7 +9,6 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.optim.scheduler import CosineAnnealingLR
 
-from ausam_tasks.engine import AUSAMOptimWrapper, SAMOptimWrapper
 from ausam_tasks.sam import perturbation
 
 from .toy import ToyDataset, ToyNet, batch
@@ -17,8 +17,7 @@ LR = 0.1
 
 
 def wrapper(model, type='SAMOptimWrapper', optimizer=None, **kw):
-    cfg = dict(type=type, optimizer=optimizer or dict(type='SGD', lr=LR),
-               **kw)
+    cfg = dict(type=type, optimizer=optimizer or dict(type='SGD', lr=LR), **kw)
     return build_optim_wrapper(model, cfg)
 
 
@@ -31,19 +30,21 @@ def hand_loss(model, data, params):
     """Mean CE of the batch with the model's parameters replaced."""
     x = torch.stack(data['inputs']).float()
     y = torch.stack([s.label for s in data['data_samples']])
-    logits = torch.func.functional_call(model, params, (x, ))
+    logits = torch.func.functional_call(model, params, (x,))
     return F.cross_entropy(logits, y)
 
 
 def hand_sam_update(model, data, rho, adaptive=False, eta=0.01, clip=None):
     """w - lr * grad L(w + eps), eps from Eq. 2 (or ASAM), all by hand."""
     names = [n for n, _ in model.named_parameters()]
-    w = {n: p.detach().clone().requires_grad_() for n, p in
-         model.named_parameters()}
+    w = {
+        n: p.detach().clone().requires_grad_()
+        for n, p in model.named_parameters()
+    }
     g = torch.autograd.grad(hand_loss(model, data, w), list(w.values()))
     if adaptive:
         t = [w[n].detach().abs() + eta for n in names]
-        norm = torch.sqrt(sum(((ti * gi)**2).sum() for ti, gi in zip(t, g)))
+        norm = torch.sqrt(sum(((ti * gi) ** 2).sum() for ti, gi in zip(t, g)))
         eps = [rho * ti * ti * gi / norm for ti, gi in zip(t, g)]
     else:
         norm = torch.sqrt(sum((gi**2).sum() for gi in g))
@@ -100,10 +101,20 @@ def test_second_pass_does_not_update_batchnorm_statistics():
 def test_ausam_with_alpha_one_equals_sam():
     ds = ToyDataset(48)
     a, b = toy(), toy()
-    ow_a = wrapper(a, 'SAMOptimWrapper', rho=0.1,
-                   optimizer=dict(type='SGD', lr=LR, momentum=0.9))
-    ow_b = wrapper(b, 'AUSAMOptimWrapper', rho=0.1, alpha=1.0, init_epochs=0,
-                   optimizer=dict(type='SGD', lr=LR, momentum=0.9))
+    ow_a = wrapper(
+        a,
+        'SAMOptimWrapper',
+        rho=0.1,
+        optimizer=dict(type='SGD', lr=LR, momentum=0.9),
+    )
+    ow_b = wrapper(
+        b,
+        'AUSAMOptimWrapper',
+        rho=0.1,
+        alpha=1.0,
+        init_epochs=0,
+        optimizer=dict(type='SGD', lr=LR, momentum=0.9),
+    )
     for step in range(3):
         data = batch(ds, range(16 * step, 16 * step + 16))
         la = a.train_step(data, ow_a)
@@ -116,15 +127,15 @@ def test_ausam_with_a_fixed_selection_equals_sam_on_that_subset():
     ds = ToyDataset(16)
     pos = torch.tensor([1, 4, 5, 9, 12])
     a, b = toy(), toy()
-    ow = wrapper(a, 'AUSAMOptimWrapper', rho=0.2, alpha=5 / 16,
-                 init_epochs=0)
+    ow = wrapper(a, 'AUSAMOptimWrapper', rho=0.2, alpha=5 / 16, init_epochs=0)
     ow.core.select = lambda *args, **kw: pos
     a.train_step(batch(ds, range(16)), ow)
     b.train_step(batch(ds, pos.tolist()), wrapper(b, rho=0.2))
     assert_params(a, dict(b.named_parameters()), atol=1e-7)
     # Only the selected samples were scored, with |l(w + eps) - l(w)|.
-    assert ow.core.table.count[:16].nonzero().flatten().tolist() == \
-        pos.tolist()
+    assert (
+        ow.core.table.count[:16].nonzero().flatten().tolist() == pos.tolist()
+    )
 
 
 def test_scores_are_the_loss_change_of_each_selected_sample():
@@ -132,8 +143,7 @@ def test_scores_are_the_loss_change_of_each_selected_sample():
     data = batch(ds, range(8))
     model = toy()
     ref = copy.deepcopy(model)
-    ow = wrapper(model, 'AUSAMOptimWrapper', rho=0.5, alpha=1.0,
-                 init_epochs=0)
+    ow = wrapper(model, 'AUSAMOptimWrapper', rho=0.5, alpha=1.0, init_epochs=0)
     model.train_step(data, ow)
     # By hand: per-sample losses at w and at w + eps (eps from the mean loss).
     x = torch.stack(data['inputs']).float()
@@ -191,8 +201,13 @@ def test_parameter_schedulers_drive_the_base_optimizer():
 def test_adam_base_optimizer_steps():
     model = toy()
     before = copy.deepcopy(model.state_dict())
-    ow = wrapper(model, 'AUSAMOptimWrapper', alpha=0.5, init_epochs=0,
-                 optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01))
+    ow = wrapper(
+        model,
+        'AUSAMOptimWrapper',
+        alpha=0.5,
+        init_epochs=0,
+        optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
+    )
     model.train_step(batch(ToyDataset(16), range(16)), ow)
     assert not torch.equal(model.conv.weight, before['conv.weight'])
     assert len(ow.optimizer.state) > 0
@@ -201,8 +216,9 @@ def test_adam_base_optimizer_steps():
 def test_sgd_config_trains_the_same_model_unchanged():
     """The per-sample losses are averaged by plain mmengine training."""
     model = toy()
-    ow = build_optim_wrapper(model, dict(type='OptimWrapper',
-                                         optimizer=dict(type='SGD', lr=LR)))
+    ow = build_optim_wrapper(
+        model, dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=LR))
+    )
     log = model.train_step(batch(ToyDataset(16), range(16)), ow)
     assert log['loss'].dim() == 0
 
@@ -226,13 +242,23 @@ def test_parameters_marked_sam_perturb_false_are_not_perturbed():
     model.fc.bias.sam_perturb = False
     # By hand: eps over every parameter but fc.bias.
     names = [n for n, _ in model.named_parameters()]
-    w = {n: p.detach().clone().requires_grad_() for n, p in
-         model.named_parameters()}
-    g = dict(zip(names, torch.autograd.grad(hand_loss(model, data, w),
-                                            list(w.values()))))
-    norm = torch.sqrt(sum((g[n]**2).sum() for n in names if n != 'fc.bias'))
-    w2 = {n: (w[n].detach() + (0 if n == 'fc.bias' else 0.5 * g[n] / norm)
-              ).requires_grad_() for n in names}
+    w = {
+        n: p.detach().clone().requires_grad_()
+        for n, p in model.named_parameters()
+    }
+    g = dict(
+        zip(
+            names,
+            torch.autograd.grad(hand_loss(model, data, w), list(w.values())),
+        )
+    )
+    norm = torch.sqrt(sum((g[n] ** 2).sum() for n in names if n != 'fc.bias'))
+    w2 = {
+        n: (
+            w[n].detach() + (0 if n == 'fc.bias' else 0.5 * g[n] / norm)
+        ).requires_grad_()
+        for n in names
+    }
     g2 = torch.autograd.grad(hand_loss(model, data, w2), list(w2.values()))
     expected = {n: w[n].detach() - LR * gi for n, gi in zip(names, g2)}
     model.train_step(data, wrapper(model, rho=0.5))
@@ -243,6 +269,7 @@ def test_modules_can_join_the_second_pass_context():
     """A module's sam_second_pass() context is active exactly during the
     forward at w + eps (QAT observers use it to keep their ranges)."""
     import contextlib
+
     model = toy()
     seen = []
 

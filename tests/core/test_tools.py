@@ -1,4 +1,5 @@
 """tools/train.py and tools/test.py on a tiny config."""
+
 import textwrap
 
 import pytest
@@ -39,29 +40,48 @@ def config(tmp_path):
 
 def test_train_resume_and_test(config, tmp_path, capsys):
     work = str(tmp_path / 'work')
-    runner = train_tool.main([config, '--work-dir', work, '--cfg-options',
-                              'optim_wrapper.alpha=0.25'])
+    runner = train_tool.main(
+        [
+            config,
+            '--work-dir',
+            work,
+            '--cfg-options',
+            'optim_wrapper.alpha=0.25',
+        ]
+    )
     assert runner.optim_wrapper.core.alpha == 0.25
     assert runner.optim_wrapper.core.num_steps == 4
-    runner = train_tool.main([config, '--work-dir', work, '--resume',
-                              '--cfg-options', 'train_cfg.max_epochs=2'])
+    runner = train_tool.main(
+        [
+            config,
+            '--work-dir',
+            work,
+            '--resume',
+            '--cfg-options',
+            'train_cfg.max_epochs=2',
+        ]
+    )
     assert runner.optim_wrapper.core.num_steps == 8  # 4 resumed + 4 new
     assert runner.optim_wrapper.core.table.count.sum() == 32 + 8 * 2
-    metrics = test_tool.main([config, f'{work}/epoch_2.pth', '--work-dir',
-                              str(tmp_path / 'test')])
+    metrics = test_tool.main(
+        [config, f'{work}/epoch_2.pth', '--work-dir', str(tmp_path / 'test')]
+    )
     assert 0 <= metrics['accuracy'] <= 100
     assert 'accuracy' in capsys.readouterr().out
 
 
 def test_amp_flag_sets_fp16_on_sam_wrappers(config):
     from mmengine.config import Config
+
     args = train_tool.parse_args([config, '--amp'])
     cfg = train_tool.merge_args(Config.fromfile(config), args)
     assert cfg.optim_wrapper.dtype == 'float16'
     cfg = Config.fromfile(config)
     cfg.optim_wrapper.type = 'OptimWrapper'
-    assert train_tool.merge_args(cfg, args).optim_wrapper.type == \
-        'AmpOptimWrapper'
+    assert (
+        train_tool.merge_args(cfg, args).optim_wrapper.type
+        == 'AmpOptimWrapper'
+    )
 
 
 def test_missing_files_are_named(config, tmp_path):

@@ -1,4 +1,5 @@
 """A tiny model, dataset and runner config that follow the SAM protocol."""
+
 import copy
 
 import torch
@@ -44,8 +45,10 @@ class ToyNet(SAMTrainStepMixin, BaseModel):
         labels = torch.stack([s.label for s in data_samples])
         if mode == 'loss':
             loss = F.cross_entropy(logits, labels, reduction='none')
-            return {'loss_cls': loss.mean() if self.scalar_loss else loss,
-                    'acc': (logits.argmax(1) == labels).float().mean()}
+            return {
+                'loss_cls': loss.mean() if self.scalar_loss else loss,
+                'acc': (logits.argmax(1) == labels).float().mean(),
+            }
         out = []
         for s, p in zip(data_samples, logits.argmax(1)):
             s = copy.copy(s)
@@ -55,9 +58,12 @@ class ToyNet(SAMTrainStepMixin, BaseModel):
 
 
 def make_sample(i, x, y):
-    return dict(inputs=x,
-                data_samples=BaseDataElement(metainfo=dict(sample_idx=i),
-                                             label=torch.tensor(y)))
+    return dict(
+        inputs=x,
+        data_samples=BaseDataElement(
+            metainfo=dict(sample_idx=i), label=torch.tensor(y)
+        ),
+    )
 
 
 @DATASETS.register_module()
@@ -85,12 +91,21 @@ class ToyDataset(Dataset):
 def batch(dataset, idx):
     """A collated batch of the given dataset indices (as a dataloader gives)."""
     items = [dataset[i] for i in idx]
-    return dict(inputs=[it['inputs'] for it in items],
-                data_samples=[it['data_samples'] for it in items])
+    return dict(
+        inputs=[it['inputs'] for it in items],
+        data_samples=[it['data_samples'] for it in items],
+    )
 
 
-def runner_cfg(work_dir, optim_wrapper, max_epochs=2, batch_size=16,
-               dataset_size=64, seed=0, **kwargs):
+def runner_cfg(
+    work_dir,
+    optim_wrapper,
+    max_epochs=2,
+    batch_size=16,
+    dataset_size=64,
+    seed=0,
+    **kwargs,
+):
     cfg = dict(
         model=dict(type='ToyNet'),
         work_dir=str(work_dir),
@@ -98,12 +113,15 @@ def runner_cfg(work_dir, optim_wrapper, max_epochs=2, batch_size=16,
             dataset=dict(type='ToyDataset', size=dataset_size),
             sampler=dict(type='DefaultSampler', shuffle=True, seed=seed),
             collate_fn=dict(type='pseudo_collate'),
-            batch_size=batch_size, num_workers=0),
+            batch_size=batch_size,
+            num_workers=0,
+        ),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         optim_wrapper=optim_wrapper,
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=1),
-            logger=dict(type='LoggerHook', interval=1)),
+            logger=dict(type='LoggerHook', interval=1),
+        ),
         default_scope='ausam_tasks',
         randomness=dict(seed=seed, deterministic=False),
         env_cfg=dict(dist_cfg=dict(backend='gloo')),

@@ -1,4 +1,5 @@
 """The shipped configs parse, build, and carry the paper's / mmpose's recipe."""
+
 import pytest
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
@@ -21,21 +22,30 @@ def test_mpii_recipe(name):
     assert cfg.val_evaluator.type == 'MpiiPCKAccuracy'
     assert cfg.optim_wrapper.optimizer == dict(type='Adam', lr=5e-4)
     warmup, decay = cfg.param_scheduler
-    assert (warmup.type, warmup.end, warmup.by_epoch) == ('LinearLR', 500, False)
+    assert (warmup.type, warmup.end, warmup.by_epoch) == (
+        'LinearLR',
+        500,
+        False,
+    )
     assert (decay.type, decay.milestones) == ('MultiStepLR', [170, 200])
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         assert 'sample_idx' in loader.dataset.pipeline[-1].meta_keys
-    expected = {'adam': 'OptimWrapper', 'sam': 'SAMOptimWrapper',
-                'ausam': 'AUSAMOptimWrapper'}[name]
+    expected = {
+        'adam': 'OptimWrapper',
+        'sam': 'SAMOptimWrapper',
+        'ausam': 'AUSAMOptimWrapper',
+    }[name]
     assert cfg.optim_wrapper.type == expected
     if name == 'ausam':
         assert cfg.optim_wrapper.alpha == 0.5
 
 
-@pytest.mark.parametrize('path', sorted(CONFIG_DIR.glob('*.py')),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    'path', sorted(CONFIG_DIR.glob('*.py')), ids=lambda p: p.name
+)
 def test_every_config_builds_model_and_optim_wrapper(path):
     from tasks.pose_simcc.registry import MODELS
+
     cfg = Config.fromfile(str(path))
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)

@@ -1,4 +1,5 @@
 """Backbone, head, estimator modes, coordinate mapping and flip test."""
+
 import numpy as np
 import pytest
 import torch
@@ -11,12 +12,14 @@ from .helpers import CONFIGS, small_config
 
 def _build(cfg):
     from tasks.pose_simcc.registry import DATASETS, MODELS
+
     init_default_scope(cfg.default_scope)
     return MODELS, DATASETS
 
 
 def test_resnet_backbones_and_head_shapes():
     from tasks.pose_simcc.models import ResNet, SimCCHead
+
     x = torch.zeros(1, 3, 256, 256)
     feats = ResNet(depth=50).eval()(x)
     assert tuple(feats[0].shape) == (1, 2048, 8, 8)
@@ -24,9 +27,10 @@ def test_resnet_backbones_and_head_shapes():
     head = SimCCHead(2048, 16, (256, 256), (8, 8), simcc_split_ratio=2.0)
     px, py = head(feats)
     assert tuple(px.shape) == (1, 16, 512) and tuple(py.shape) == (1, 16, 512)
-    deconv = SimCCHead(64, 16, (192, 256), (6, 8), 2.0,
-                       deconv_out_channels=(32, 32))
-    px, py = deconv((torch.zeros(2, 64, 8, 6), ))
+    deconv = SimCCHead(
+        64, 16, (192, 256), (6, 8), 2.0, deconv_out_channels=(32, 32)
+    )
+    px, py = deconv((torch.zeros(2, 64, 8, 6),))
     assert tuple(px.shape) == (2, 16, 384) and tuple(py.shape) == (2, 16, 512)
     with pytest.raises(ValueError, match='depth'):
         ResNet(depth=20)
@@ -45,7 +49,7 @@ def test_paper_config_model_returns_per_sample_losses(mpii_fixture):
     assert data['inputs'].dtype == torch.float32
     assert [ds.sample_idx for ds in data['data_samples']] == [0, 1, 2]
     out = model(**data, mode='loss')
-    assert out['loss_kpt'].shape == (3, )
+    assert out['loss_kpt'].shape == (3,)
     assert torch.isfinite(out['loss_kpt']).all()
 
 
@@ -58,12 +62,15 @@ def _val_batch(cfg, root, n=8):
     ds_cfg.update(pipeline=pipeline, indices=n)
     dataset = datasets.build(ds_cfg)
     return models.build(cfg.model), pseudo_collate(
-        [dataset[i] for i in range(n)])
+        [dataset[i] for i in range(n)]
+    )
 
 
 def test_perfect_simcc_maps_back_to_image_keypoints_and_pckh_100(
-        mpii_fixture, tmp_path):
+    mpii_fixture, tmp_path
+):
     from tasks.pose_simcc.registry import METRICS
+
     cfg = small_config('adam', mpii_fixture, tmp_path)
     model, batch = _val_batch(cfg, mpii_fixture)
     samples = batch['data_samples']
@@ -105,6 +112,7 @@ def test_flip_test_is_mirror_symmetric(mpii_fixture, tmp_path):
 
 def test_predict_mode_fills_pose_data_samples(mpii_fixture, tmp_path):
     from mmpose.structures import PoseDataSample
+
     cfg = small_config('adam', mpii_fixture, tmp_path)
     model, batch = _val_batch(cfg, mpii_fixture, n=2)
     model.eval()
@@ -119,14 +127,17 @@ def test_predict_mode_fills_pose_data_samples(mpii_fixture, tmp_path):
 
 def test_resnet_loads_a_torchvision_state_dict(tmp_path):
     import torchvision
+
     from tasks.pose_simcc.models import ResNet
+
     net = torchvision.models.resnet18(weights=None)
     path = tmp_path / 'resnet18.pth'
     torch.save(net.state_dict(), path)
     backbone = ResNet(depth=18, checkpoint=str(path))
     torch.testing.assert_close(backbone.stem[0].weight, net.conv1.weight)
-    torch.testing.assert_close(backbone.layer4[1].bn2.running_var,
-                               net.layer4[1].bn2.running_var)
+    torch.testing.assert_close(
+        backbone.layer4[1].bn2.running_var, net.layer4[1].bn2.running_var
+    )
     torch.save({'conv1.weight': net.conv1.weight}, path)
     with pytest.raises(ValueError, match='missing'):
         ResNet(depth=18, checkpoint=str(path))

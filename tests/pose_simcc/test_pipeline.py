@@ -1,4 +1,5 @@
 """mmpose's MPII dataset and top-down pipeline, built through tasks.pose_simcc."""
+
 import subprocess
 import sys
 
@@ -12,21 +13,35 @@ from .helpers import CONFIGS, REPO, mpii_sample_or_skip
 
 def _real_dataset(pipeline):
     from tasks.pose_simcc.registry import DATASETS
+
     root, _ = mpii_sample_or_skip()
     cfg = Config.fromfile(str(CONFIGS['ausam']))
     init_default_scope(cfg.default_scope)
-    return DATASETS.build(dict(
-        type='MpiiDataset', data_root=str(root), ann_file='test_mpii.json',
-        data_prefix=dict(img=''), pipeline=pipeline))
+    return DATASETS.build(
+        dict(
+            type='MpiiDataset',
+            data_root=str(root),
+            ann_file='test_mpii.json',
+            data_prefix=dict(img=''),
+            pipeline=pipeline,
+        )
+    )
 
 
 def test_real_images_give_simcc_targets():
     cfg = Config.fromfile(str(CONFIGS['ausam']))
     pipeline = list(cfg.train_pipeline)
     # RandomHalfBody is not in mmpose's MPII recipe; exercise it here anyway.
-    pipeline.insert(3, dict(type='RandomHalfBody', prob=1.0,
-                            min_total_keypoints=8, min_upper_keypoints=2,
-                            min_lower_keypoints=2))
+    pipeline.insert(
+        3,
+        dict(
+            type='RandomHalfBody',
+            prob=1.0,
+            min_total_keypoints=8,
+            min_upper_keypoints=2,
+            min_lower_keypoints=2,
+        ),
+    )
     dataset = _real_dataset(pipeline)
     assert len(dataset) == 5
     for i in range(len(dataset)):
@@ -48,27 +63,46 @@ def test_val_pipeline_keeps_original_keypoints_and_index():
     for i, ann in enumerate(anns):
         sample = dataset[i]['data_samples']
         assert sample.sample_idx == i
-        np.testing.assert_allclose(sample.gt_instances.keypoints[0],
-                                   np.asarray(ann['joints']), rtol=0, atol=1e-3)
+        np.testing.assert_allclose(
+            sample.gt_instances.keypoints[0],
+            np.asarray(ann['joints']),
+            rtol=0,
+            atol=1e-3,
+        )
         assert tuple(sample.metainfo['input_size']) == (256, 256)
 
 
 def test_simcc_targets_peak_at_the_transformed_keypoints(mpii_fixture):
     from tasks.pose_simcc.registry import DATASETS
+
     cfg = Config.fromfile(str(CONFIGS['adam']))
     init_default_scope(cfg.default_scope)
     pipeline = list(cfg.train_pipeline[:-1]) + [
-        dict(type='PackPoseInputs', meta_keys=cfg.meta_keys,
-             pack_transformed=True)]
-    dataset = DATASETS.build(dict(
-        type='MpiiDataset', data_root=str(mpii_fixture),
-        ann_file='annotations/mpii_train.json',
-        data_prefix=dict(img='images/'), pipeline=pipeline))
+        dict(
+            type='PackPoseInputs',
+            meta_keys=cfg.meta_keys,
+            pack_transformed=True,
+        )
+    ]
+    dataset = DATASETS.build(
+        dict(
+            type='MpiiDataset',
+            data_root=str(mpii_fixture),
+            ann_file='annotations/mpii_train.json',
+            data_prefix=dict(img='images/'),
+            pipeline=pipeline,
+        )
+    )
     for i in range(4):
         sample = dataset[i]['data_samples']
         labels = sample.gt_instance_labels
-        peak = np.stack([labels.keypoint_x_labels[0].argmax(-1).numpy(),
-                         labels.keypoint_y_labels[0].argmax(-1).numpy()], -1)
+        peak = np.stack(
+            [
+                labels.keypoint_x_labels[0].argmax(-1).numpy(),
+                labels.keypoint_y_labels[0].argmax(-1).numpy(),
+            ],
+            -1,
+        )
         kpts = sample.gt_instances.transformed_keypoints[0]
         # The random affine can push a visible joint just outside the input,
         # where the target's peak is clipped to the border: compare the rest.
@@ -85,25 +119,33 @@ def test_scope_never_imports_mmpose_models():
         "assert 'mmpose' not in sys.modules, 'ausam_tasks imported mmpose'\n"
         'from mmengine.config import Config\n'
         'from mmengine.registry import MODELS, DATASETS, METRICS, init_default_scope\n'
-        f"cfg = Config.fromfile({str(CONFIGS['ausam'])!r})\n"
+        f'cfg = Config.fromfile({str(CONFIGS["ausam"])!r})\n'
         'import tasks.pose_simcc\n'
         'init_default_scope(cfg.default_scope)\n'
-        "cfg.model.backbone.depth = 18\n"
-        "cfg.model.head.in_channels = 512\n"
+        'cfg.model.backbone.depth = 18\n'
+        'cfg.model.head.in_channels = 512\n'
         'MODELS.build(cfg.model)\n'
-        "METRICS.build(cfg.val_evaluator)\n"
+        'METRICS.build(cfg.val_evaluator)\n'
         "DATASETS.get('MpiiDataset')\n"
         "assert 'mmpose.models' not in sys.modules\n"
-        "print('ok')\n")
-    out = subprocess.run([sys.executable, '-c', code], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith('ok')
 
 
 def test_bad_feature_map_size_is_reported():
     import torch
+
     from tasks.pose_simcc.models import SimCCHead
+
     head = SimCCHead(8, 16, (64, 64), (8, 8))
     with pytest.raises(ValueError, match='in_featuremap_size'):
-        head((torch.zeros(1, 8, 4, 4), ))
+        head((torch.zeros(1, 8, 4, 4),))

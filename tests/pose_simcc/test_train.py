@@ -1,4 +1,5 @@
 """Training through mmengine's Runner with the real configs (tiny backbone)."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,8 +9,11 @@ from .helpers import small_config
 
 
 def _params(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()
-            if v.dtype.is_floating_point}
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if v.dtype.is_floating_point
+    }
 
 
 @pytest.mark.parametrize('name', ['adam', 'sam', 'ausam'])
@@ -38,12 +42,20 @@ def test_each_optimizer_trains(name, mpii_fixture, tmp_path):
 def _mean_pose_baseline(runner):
     """PCKh of predicting the training set's mean crop-space pose everywhere."""
     from tasks.pose_simcc.registry import METRICS
+
     coords = []
     for batch in runner.train_dataloader:
         for sample in batch['data_samples']:
             lb = sample.gt_instance_labels
-            coords.append(torch.stack([lb.keypoint_x_labels[0].argmax(-1),
-                                       lb.keypoint_y_labels[0].argmax(-1)], -1))
+            coords.append(
+                torch.stack(
+                    [
+                        lb.keypoint_x_labels[0].argmax(-1),
+                        lb.keypoint_y_labels[0].argmax(-1),
+                    ],
+                    -1,
+                )
+            )
     mean_bins = torch.stack(coords).float().mean(0).round().long()  # (K, 2)
     metric = METRICS.build(dict(type='MpiiPCKAccuracy'))
     for batch in runner.test_dataloader:
@@ -58,8 +70,7 @@ def _mean_pose_baseline(runner):
 
 
 def test_brief_training_beats_the_mean_pose(mpii_fixture, tmp_path):
-    cfg = small_config('adam', mpii_fixture, tmp_path, max_epochs=6,
-                       val=False)
+    cfg = small_config('adam', mpii_fixture, tmp_path, max_epochs=6, val=False)
     cfg.optim_wrapper.optimizer.lr = 3e-3
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -68,5 +79,7 @@ def test_brief_training_beats_the_mean_pose(mpii_fixture, tmp_path):
     assert trained['PCK'] > baseline['PCK'] + 10, (trained, baseline)
     # The PCKh table hook wrote the Table-4 layout into the run's log.
     log = next(tmp_path.rglob('*.log')).read_text()
-    assert '| method | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle ' \
-           '| Mean | Mean@0.1 |' in log
+    assert (
+        '| method | Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle '
+        '| Mean | Mean@0.1 |' in log
+    )

@@ -1,5 +1,6 @@
 """Every QAT config builds and trains a few iterations from a float checkpoint
 (tiny generated CIFAR-10 data, sizes overridden here)."""
+
 import copy
 from pathlib import Path
 
@@ -11,7 +12,10 @@ from mmengine.runner import Runner
 import ausam_tasks  # noqa: F401
 import tasks.classification  # noqa: F401
 from ausam_tasks.registry import MODELS
-from tasks.classification.data_prep import synthetic_images, write_cifar_pickles
+from tasks.classification.data_prep import (
+    synthetic_images,
+    write_cifar_pickles,
+)
 from tasks.qat import QuantConv2d, is_calibrated, quantizers
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'qat'
@@ -22,8 +26,9 @@ QAT_CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*_w4a4_*.py'))
 def cifar_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('cifar10')
     imgs, labels = synthetic_images(8, 10, seed=5)
-    write_cifar_pickles(root, imgs[:6], labels[:6], 'cifar10', imgs[6:],
-                        labels[6:])
+    write_cifar_pickles(
+        root, imgs[:6], labels[:6], 'cifar10', imgs[6:], labels[6:]
+    )
     return root
 
 
@@ -78,8 +83,9 @@ def test_there_are_six_qat_configs():
 
 @pytest.mark.parametrize('name', QAT_CONFIGS)
 def test_config_trains_from_float_checkpoint(name, cifar_root, tmp_path):
-    cfg = _small(Config.fromfile(CONFIG_DIR / name), cifar_root,
-                 tmp_path / 'work')
+    cfg = _small(
+        Config.fromfile(CONFIG_DIR / name), cifar_root, tmp_path / 'work'
+    )
     ckpt = tmp_path / 'float.pth'
     float_model = _float_checkpoint(cfg, ckpt)
     cfg.model.float_checkpoint = str(ckpt)
@@ -87,8 +93,9 @@ def test_config_trains_from_float_checkpoint(name, cifar_root, tmp_path):
     model = runner.model
     # the float weights were loaded before quantization
     conv = next(m for m in model.modules() if isinstance(m, QuantConv2d))
-    float_conv = next(m for m in float_model.modules()
-                      if isinstance(m, torch.nn.Conv2d))
+    float_conv = next(
+        m for m in float_model.modules() if isinstance(m, torch.nn.Conv2d)
+    )
     assert torch.equal(conv.weight, float_conv.weight)
     assert not is_calibrated(model)
     before = conv.weight.detach().clone()
@@ -102,15 +109,19 @@ def test_config_trains_from_float_checkpoint(name, cifar_root, tmp_path):
 
 def test_qat_checkpoint_resumes_without_recalibrating(cifar_root, tmp_path):
     name = 'resnet18_w4a4_sam_1xb128_cifar10.py'
-    cfg = _small(Config.fromfile(CONFIG_DIR / name), cifar_root,
-                 tmp_path / 'a')
+    cfg = _small(
+        Config.fromfile(CONFIG_DIR / name), cifar_root, tmp_path / 'a'
+    )
     ckpt = tmp_path / 'float.pth'
     _float_checkpoint(cfg, ckpt)
     cfg.model.float_checkpoint = str(ckpt)
     first = Runner.from_cfg(copy.deepcopy(cfg))
     first.train()
-    ranges = [q.max_val.clone() for q in quantizers(first.model)
-              if hasattr(q, 'max_val')]
+    ranges = [
+        q.max_val.clone()
+        for q in quantizers(first.model)
+        if hasattr(q, 'max_val')
+    ]
 
     cfg2 = copy.deepcopy(cfg)
     cfg2.work_dir = str(tmp_path / 'b')
@@ -121,8 +132,10 @@ def test_qat_checkpoint_resumes_without_recalibrating(cifar_root, tmp_path):
     second = Runner.from_cfg(cfg2)
     second.load_or_resume()
     assert is_calibrated(second.model)
-    for a, b in zip(ranges, [q.max_val for q in quantizers(second.model)
-                             if hasattr(q, 'max_val')]):
+    for a, b in zip(
+        ranges,
+        [q.max_val for q in quantizers(second.model) if hasattr(q, 'max_val')],
+    ):
         assert torch.equal(a, b)
 
 
@@ -134,11 +147,16 @@ def test_missing_float_checkpoint_names_the_file(tmp_path):
 
 
 def test_mobilenet_float_config_builds_the_float_model_the_qat_configs_load():
-    cfg = Config.fromfile(CONFIG_DIR / 'mobilenet-v1_float_sgd_1xb128_cifar10.py')
-    qat = Config.fromfile(CONFIG_DIR / 'mobilenet-v1_w4a4_sgd_1xb128_cifar10.py')
+    cfg = Config.fromfile(
+        CONFIG_DIR / 'mobilenet-v1_float_sgd_1xb128_cifar10.py'
+    )
+    qat = Config.fromfile(
+        CONFIG_DIR / 'mobilenet-v1_w4a4_sgd_1xb128_cifar10.py'
+    )
     float_model = MODELS.build(cfg.model)
     qat.model.float_checkpoint = None
     qat_model = MODELS.build(qat.model)
-    missing, unexpected = qat_model.load_state_dict(float_model.state_dict(),
-                                                    strict=False)
+    missing, unexpected = qat_model.load_state_dict(
+        float_model.state_dict(), strict=False
+    )
     assert not unexpected and all('_quantizer.' in k for k in missing)

@@ -1,5 +1,6 @@
 """Under data parallelism every rank ends calibration with rank 0's quantizer
 state (2 gloo processes on CPU)."""
+
 import os
 import socket
 
@@ -30,7 +31,9 @@ def _worker(rank, port, out_dir):
         x = torch.randn(4, 3, 32, 32) + (10 if rank else 0)
         calibrate(model, [x])
         _broadcast_quantizer_state(model)
-        state = {k: v for k, v in model.state_dict().items() if '_quantizer.' in k}
+        state = {
+            k: v for k, v in model.state_dict().items() if '_quantizer.' in k
+        }
         caches = [(q._sign, q._initialized) for q in quantizers(model)]
         torch.save((state, caches), os.path.join(out_dir, f'rank{rank}.pt'))
     finally:

@@ -1,6 +1,7 @@
 """quantize_model on the classification task's ResNet-18 and MobileNetV1:
 which layers get which bits, weight levels, the integer check, state_dict
 round trips and BatchNorm folding."""
+
 import copy
 
 import pytest
@@ -8,10 +9,19 @@ import torch
 from torch import nn
 
 from tasks.classification.models import mobilenet_v1, resnet18
-from tasks.qat import (QUANTIZER_PARAM_PATTERN, QuantConv2d, QuantLinear,
-                       calibrate, convert_to_integer, fold_batchnorm,
-                       integer_weight_levels, is_calibrated, quantize_model,
-                       quantizer_parameter_names, quantizers)
+from tasks.qat import (
+    QUANTIZER_PARAM_PATTERN,
+    QuantConv2d,
+    QuantLinear,
+    calibrate,
+    convert_to_integer,
+    fold_batchnorm,
+    integer_weight_levels,
+    is_calibrated,
+    quantize_model,
+    quantizer_parameter_names,
+    quantizers,
+)
 from tasks.qat.integer import IntegerConv2d, IntegerLinear
 
 
@@ -31,15 +41,21 @@ def _quantized(arch, quantizer='minmax', seed=0, **kw):
 
 
 def _quant_layers(model):
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, (QuantConv2d, QuantLinear))]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, (QuantConv2d, QuantLinear))
+    ]
 
 
 @pytest.mark.parametrize('arch', ['resnet18', 'mobilenet_v1'])
 def test_every_conv_and_linear_is_quantized_first_last_at_8_bit(arch):
     model = _quantized(arch)
-    assert not [n for n, m in model.named_modules()
-                if type(m) in (nn.Conv2d, nn.Linear)]
+    assert not [
+        n
+        for n, m in model.named_modules()
+        if type(m) in (nn.Conv2d, nn.Linear)
+    ]
     layers = _quant_layers(model)
     first, last = layers[0][1], layers[-1][1]
     assert isinstance(last, QuantLinear)
@@ -81,16 +97,20 @@ def test_w4_weights_take_at_most_16_values_per_channel(arch, quantizer):
             assert torch.unique(row).numel() <= 16, name
 
 
-@pytest.mark.parametrize('arch,quantizer', [('resnet18', 'minmax'),
-                                             ('mobilenet_v1', 'lsq')])
+@pytest.mark.parametrize(
+    'arch,quantizer', [('resnet18', 'minmax'), ('mobilenet_v1', 'lsq')]
+)
 def test_integer_model_matches_fake_quant(arch, quantizer):
     model = _quantized(arch, quantizer).eval()
     x = torch.randn(2, 3, 32, 32)
     integer = convert_to_integer(model)
     # int8 weight codes with 16 (W4) or 256 (first/last, 8 bit) levels
     levels = integer_weight_levels(integer)
-    ints = [(n, m) for n, m in integer.named_modules()
-            if isinstance(m, (IntegerConv2d, IntegerLinear))]
+    ints = [
+        (n, m)
+        for n, m in integer.named_modules()
+        if isinstance(m, (IntegerConv2d, IntegerLinear))
+    ]
     assert len(ints) == len(_quant_layers(model))
     for n, m in ints:
         assert m.weight_int.dtype == torch.int8
@@ -106,10 +126,11 @@ def test_integer_model_matches_fake_quant(arch, quantizer):
     # In float32 the fake-quant weights are exactly code * scale. (Whole-model
     # float32 outputs can differ where float rounding flips a later rounding.)
     for (n, m), (_, im) in zip(_quant_layers(model), ints):
-        shape = (-1, ) + (1, ) * (m.weight.dim() - 1)
-        assert torch.equal(m.weight_quantizer(m.weight),
-                           im.weight_int.float() * im.weight_scale.reshape(
-                               shape)), n
+        shape = (-1,) + (1,) * (m.weight.dim() - 1)
+        assert torch.equal(
+            m.weight_quantizer(m.weight),
+            im.weight_int.float() * im.weight_scale.reshape(shape),
+        ), n
 
 
 def _small_mobilenet():
@@ -134,22 +155,25 @@ def test_state_dict_round_trip(quantizer):
     model.eval()
     fresh.eval()
     assert torch.equal(model(x), fresh(x))
-    assert [int(q.sign) for q in quantizers(model)] == \
-        [int(q.sign) for q in quantizers(fresh)]
+    assert [int(q.sign) for q in quantizers(model)] == [
+        int(q.sign) for q in quantizers(fresh)
+    ]
 
 
 def test_float_state_dict_loads_into_quantized_model():
     float_model = resnet18(num_classes=10)
     model = copy.deepcopy(float_model)
     quantize_model(model, 4, 4)
-    missing, unexpected = model.load_state_dict(float_model.state_dict(),
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        float_model.state_dict(), strict=False
+    )
     assert not unexpected
     assert all('_quantizer.' in k for k in missing)
 
 
 def test_quantizer_parameters_are_named_by_the_pattern():
     import re
+
     minmax = resnet18(num_classes=10)
     quantize_model(minmax, 4, 4, quantizer='minmax')
     assert quantizer_parameter_names(minmax) == []
@@ -157,8 +181,11 @@ def test_quantizer_parameters_are_named_by_the_pattern():
     quantize_model(lsq, 4, 4, quantizer='lsq')
     names = quantizer_parameter_names(lsq)
     assert len(names) == 2 * len(_quant_layers(lsq))
-    weights = [n for n, _ in lsq.named_parameters()
-               if not re.search(QUANTIZER_PARAM_PATTERN, n)]
+    weights = [
+        n
+        for n, _ in lsq.named_parameters()
+        if not re.search(QUANTIZER_PARAM_PATTERN, n)
+    ]
     assert len(weights) == len(list(resnet18(num_classes=10).parameters()))
 
 
@@ -202,14 +229,16 @@ def test_calibration_keeps_batchnorm_statistics_and_training_flag():
     model.train()
     bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     mean_before = bn.running_mean.clone()
-    n = calibrate(model, [torch.randn(2, 3, 32, 32) for _ in range(3)],
-                  num_batches=2)
+    n = calibrate(
+        model, [torch.randn(2, 3, 32, 32) for _ in range(3)], num_batches=2
+    )
     assert n == 2 and model.training and is_calibrated(model)
     assert torch.equal(bn.running_mean, mean_before)
 
 
 def test_calibration_averages_batch_ranges():
     from tasks.qat import MinMaxQuantizer
+
     q = MinMaxQuantizer(4, signed=False, momentum=0.01)
     calibrate(q, [torch.tensor([0.0, 1.0]), torch.tensor([0.0, 3.0])])
     assert q.max_val.item() == pytest.approx(2.0)  # mean of 1 and 3
@@ -217,6 +246,7 @@ def test_calibration_averages_batch_ranges():
 
 def test_second_pass_freezes_activation_observers():
     from ausam_tasks.sam import second_pass
+
     torch.manual_seed(0)
     model = quantize_model(_small_mobilenet(), 4, 4)
     calibrate(model, [torch.randn(2, 3, 32, 32)])
@@ -233,14 +263,21 @@ def test_second_pass_freezes_activation_observers():
 @pytest.mark.parametrize('perturb_quantizer_params', [False, True])
 def test_sam_perturbs_lsq_step_sizes_only_when_asked(perturb_quantizer_params):
     from ausam_tasks.sam import SAM
+
     torch.manual_seed(0)
-    model = quantize_model(_small_mobilenet(), 4, 4, quantizer='lsq',
-                           perturb_quantizer_params=perturb_quantizer_params)
+    model = quantize_model(
+        _small_mobilenet(),
+        4,
+        4,
+        quantizer='lsq',
+        perturb_quantizer_params=perturb_quantizer_params,
+    )
     calibrate(model, [torch.randn(2, 3, 32, 32)])
     model.train()
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.5)
-    loss = nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)),
-                                       torch.arange(4))
+    loss = nn.functional.cross_entropy(
+        model(torch.randn(4, 3, 32, 32)), torch.arange(4)
+    )
     loss.backward()
     params = dict(model.named_parameters())
     before = {n: p.detach().clone() for n, p in params.items()}
@@ -258,6 +295,7 @@ def test_sam_perturbs_lsq_step_sizes_only_when_asked(perturb_quantizer_params):
 def test_sam_step_updates_activation_ranges_in_the_first_pass_only():
     """The core's second pass enters each quantizer's sam_second_pass()."""
     from ausam_tasks.sam import SAM
+
     torch.manual_seed(0)
     model = quantize_model(_small_mobilenet(), 4, 4)
     calibrate(model, [torch.randn(2, 3, 32, 32)])
@@ -266,8 +304,13 @@ def test_sam_step_updates_activation_ranges_in_the_first_pass_only():
     reference = copy.deepcopy(model)
     reference(x)  # one observation at w
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.0), rho=0.5)
-    sam.step(lambda pos: {'loss': nn.functional.cross_entropy(
-        model(x), y, reduction='none')}, model=model)
+    sam.step(
+        lambda pos: {
+            'loss': nn.functional.cross_entropy(model(x), y, reduction='none')
+        },
+        model=model,
+    )
     for (n, m), (_, r) in zip(_quant_layers(model), _quant_layers(reference)):
-        assert torch.equal(m.input_quantizer.max_val,
-                           r.input_quantizer.max_val), n
+        assert torch.equal(
+            m.input_quantizer.max_val, r.input_quantizer.max_val
+        ), n

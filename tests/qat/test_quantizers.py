@@ -1,12 +1,17 @@
 """Fake quantizers: grid size, forward values and STE gradients against
 independent computations."""
+
 import math
 
 import pytest
 import torch
 
-from tasks.qat import (LSQQuantizer, MinMaxQuantizer, build_quantizer,
-                       quant_range)
+from tasks.qat import (
+    LSQQuantizer,
+    MinMaxQuantizer,
+    build_quantizer,
+    quant_range,
+)
 
 
 def _calibrated_minmax(bits, signed, data):
@@ -25,8 +30,9 @@ def test_minmax_produces_exactly_2_to_the_b_levels(bits, signed):
     assert torch.unique(y).numel() == 2**bits
     qmin, qmax = quant_range(bits, signed)
     codes = torch.unique(y / q.get_scale())
-    assert torch.allclose(codes, torch.arange(qmin, qmax + 1).float(),
-                          atol=1e-4)
+    assert torch.allclose(
+        codes, torch.arange(qmin, qmax + 1).float(), atol=1e-4
+    )
 
 
 @pytest.mark.parametrize('signed', [True, False])
@@ -37,8 +43,9 @@ def test_minmax_scale_and_values_match_formula(signed):
     assert q.get_scale().item() == pytest.approx(expected_scale)
     x = torch.randn(1000) * 2
     lo, hi = (-8, 7) if signed else (0, 15)
-    expected = torch.clamp(torch.round(x / expected_scale), lo, hi) * \
-        expected_scale
+    expected = (
+        torch.clamp(torch.round(x / expected_scale), lo, hi) * expected_scale
+    )
     assert torch.allclose(q(x), expected, atol=1e-6)
 
 
@@ -66,8 +73,9 @@ def test_moving_average_observer():
 
 def test_per_channel_weight_quantizer_uses_each_channels_range():
     w = torch.randn(6, 3, 3, 3) * torch.arange(1, 7).reshape(6, 1, 1, 1)
-    q = build_quantizer('minmax', 4, signed=True, num_channels=6,
-                        is_weight=True)
+    q = build_quantizer(
+        'minmax', 4, signed=True, num_channels=6, is_weight=True
+    )
     y = q(w)
     amax = w.abs().amax(dim=(1, 2, 3))
     assert torch.allclose(q.get_scale(), amax / 7)
@@ -86,7 +94,8 @@ def test_lsq_levels_and_init(bits, signed):
     q(x)
     qmax = quant_range(bits, signed)[1]
     assert q.scale.item() == pytest.approx(
-        2 * x.abs().mean().item() / math.sqrt(qmax), rel=1e-5)
+        2 * x.abs().mean().item() / math.sqrt(qmax), rel=1e-5
+    )
     y = q(torch.linspace(-50, 50, 10001))
     assert torch.unique(y).numel() == 2**bits
 
@@ -107,20 +116,25 @@ def test_lsq_gradients_match_the_paper():
     s, qmin, qmax = 0.3, -8, 7
     v = x.detach() / s
     inside = (v > qmin) & (v < qmax)
-    d_s = torch.where(inside, -v + torch.round(v),
-                      torch.where(v <= qmin, torch.tensor(float(qmin)),
-                                  torch.tensor(float(qmax))))
+    d_s = torch.where(
+        inside,
+        -v + torch.round(v),
+        torch.where(
+            v <= qmin, torch.tensor(float(qmin)), torch.tensor(float(qmax))
+        ),
+    )
     g = 1 / math.sqrt(10 * qmax)  # N = features per sample
     assert q.scale.grad.item() == pytest.approx(
-        (upstream * d_s).sum().item() * g, rel=1e-4)
+        (upstream * d_s).sum().item() * g, rel=1e-4
+    )
     # x / s * s is 1 up to float rounding
-    assert torch.allclose(x.grad, upstream * ((v >= qmin) & (v <= qmax)),
-                          rtol=1e-6, atol=0)
+    assert torch.allclose(
+        x.grad, upstream * ((v >= qmin) & (v <= qmax)), rtol=1e-6, atol=0
+    )
 
 
 def test_lsq_per_channel_weight_gradient_scale():
-    q = build_quantizer('lsq', 4, signed=True, num_channels=4,
-                        is_weight=True)
+    q = build_quantizer('lsq', 4, signed=True, num_channels=4, is_weight=True)
     q.train()
     w = torch.randn(4, 2, 3, 3)
     q(w)
@@ -128,8 +142,9 @@ def test_lsq_per_channel_weight_gradient_scale():
         q.scale.fill_(0.25)
     q(w).sum().backward()
     v = w / 0.25
-    d_s = torch.where((v > -8) & (v < 7), torch.round(v) - v,
-                      v.clamp(-8, 7).round())
+    d_s = torch.where(
+        (v > -8) & (v < 7), torch.round(v) - v, v.clamp(-8, 7).round()
+    )
     expected = d_s.sum(dim=(1, 2, 3)) / math.sqrt(18 * 7)
     assert torch.allclose(q.scale.grad, expected, atol=1e-5)
 

@@ -8,7 +8,8 @@ data_preprocessor = dict(
     mean=[122.462, 114.257, 101.363],
     std=[70.496, 68.064, 71.560],
     batch_augment=dict(padding=4, flip_prob=0.5, cutout_size=32),
-    resize_to=None)
+    resize_to=None,
+)
 train_pipeline = [dict(type='LoadClsImage'), dict(type='PackClsInputs')]
 test_pipeline = [dict(type='LoadClsImage'), dict(type='PackClsInputs')]
 train_dataloader = dict(
@@ -16,13 +17,25 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        pipeline=train_pipeline,
+    ),
+)
 val_dataloader = dict(
     batch_size=256,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        pipeline=test_pipeline,
+    ),
+)
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

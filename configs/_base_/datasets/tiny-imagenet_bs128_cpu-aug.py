@@ -3,11 +3,28 @@
 # per image in the dataloader workers; the data preprocessor only stacks.
 # Same augmentation distribution as tiny-imagenet_bs128.py (see tests/classification/test_augment.py).
 _base_ = ['./tiny-imagenet_bs128.py']
-data_preprocessor = dict(_delete_=True, type='ClsDataPreprocessor', mean=None, std=None, resize_to=None)
-_norm = dict(mean=[122.462, 114.257, 101.363], std=[70.496, 68.064, 71.560], resize_to=None)
+data_preprocessor = dict(
+    _delete_=True,
+    type='ClsDataPreprocessor',
+    mean=None,
+    std=None,
+    resize_to=None,
+)
+_norm = dict(
+    mean=[122.462, 114.257, 101.363],
+    std=[70.496, 68.064, 71.560],
+    resize_to=None,
+)
 train_pipeline = [
     dict(type='LoadClsImage'),
-    dict(type='AlbuClsAugment', train=True, padding=4, flip_prob=0.5, cutout_size=32, **_norm),
+    dict(
+        type='AlbuClsAugment',
+        train=True,
+        padding=4,
+        flip_prob=0.5,
+        cutout_size=32,
+        **_norm,
+    ),
     dict(type='PackClsInputs'),
 ]
 test_pipeline = [

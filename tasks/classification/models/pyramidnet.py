@@ -4,6 +4,7 @@ The width grows by ``alpha / (3 n)`` channels per block (additive pyramid); shor
 are parameter-free: average pooling when the block downsamples, zero channels padded
 onto the identity when the width grows.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,7 +22,9 @@ class PyramidBasicBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_ch, out_ch, 3, stride=stride, padding=1, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_ch)
@@ -32,18 +35,27 @@ class PyramidBasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(self.bn1(x))
         out = self.bn3(self.conv2(self.relu(self.bn2(out))))
-        identity = x if self.stride == 1 else F.avg_pool2d(x, 2, ceil_mode=True)
+        identity = (
+            x if self.stride == 1 else F.avg_pool2d(x, 2, ceil_mode=True)
+        )
         if self.extra_channels:
             identity = F.pad(identity, (0, 0, 0, 0, 0, self.extra_channels))
         return out + identity
 
 
 class PyramidNet(nn.Module):
-    def __init__(self, depth: int = 110, alpha: float = 270, num_classes: int = 100,
-                 in_channels: int = 3):
+    def __init__(
+        self,
+        depth: int = 110,
+        alpha: float = 270,
+        num_classes: int = 100,
+        in_channels: int = 3,
+    ):
         super().__init__()
         if (depth - 2) % 6 != 0:
-            raise ValueError(f'PyramidNet with basic blocks needs depth 6n+2 (e.g. 110, 272), got {depth}')
+            raise ValueError(
+                f'PyramidNet with basic blocks needs depth 6n+2 (e.g. 110, 272), got {depth}'
+            )
         n = (depth - 2) // 6
         add_rate = alpha / (3 * n)
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
@@ -55,7 +67,11 @@ class PyramidNet(nn.Module):
             for j in range(n):
                 width += add_rate
                 out_ch = int(round(width))
-                blocks.append(PyramidBasicBlock(in_ch, out_ch, 2 if (i > 0 and j == 0) else 1))
+                blocks.append(
+                    PyramidBasicBlock(
+                        in_ch, out_ch, 2 if (i > 0 and j == 0) else 1
+                    )
+                )
                 in_ch = out_ch
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
@@ -72,6 +88,8 @@ class PyramidNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def pyramidnet110(num_classes: int = 100, alpha: float = 270, in_channels: int = 3) -> PyramidNet:
+def pyramidnet110(
+    num_classes: int = 100, alpha: float = 270, in_channels: int = 3
+) -> PyramidNet:
     """PyramidNet-110 (alpha 270, basic blocks): 28.3M parameters at 100 classes."""
     return PyramidNet(110, alpha, num_classes, in_channels)

@@ -4,6 +4,7 @@
 32x32 (CIFAR) and 64x64 (Tiny-ImageNet) inputs; ``stem='imagenet'`` is the original
 7x7 stride-2 convolution followed by 3x3 max-pooling.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,7 +36,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+            self.downsample = nn.Sequential(
+                conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -60,7 +63,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+            self.downsample = nn.Sequential(
+                conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -73,20 +78,32 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """Four stages of residual blocks (widths 64-128-256-512), global pooling, linear."""
 
-    def __init__(self, block: type[nn.Module], layers: list[int], num_classes: int = 1000,
-                 stem: str = 'cifar', in_channels: int = 3):
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: list[int],
+        num_classes: int = 1000,
+        stem: str = 'cifar',
+        in_channels: int = 3,
+    ):
         super().__init__()
         if stem == 'cifar':
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False),
-                nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+            )
         elif stem == 'imagenet':
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
-                nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1))
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
         else:
-            raise ValueError(f"ResNet stem must be 'cifar' or 'imagenet', got {stem!r}")
+            raise ValueError(
+                f"ResNet stem must be 'cifar' or 'imagenet', got {stem!r}"
+            )
         in_ch = 64
         stages = []
         for i, (width, depth) in enumerate(zip((64, 128, 256, 512), layers)):
@@ -107,11 +124,15 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def resnet18(num_classes: int = 10, stem: str = 'cifar', in_channels: int = 3) -> ResNet:
+def resnet18(
+    num_classes: int = 10, stem: str = 'cifar', in_channels: int = 3
+) -> ResNet:
     """ResNet-18; with the CIFAR stem and 10 classes it has 11,173,962 parameters."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, stem, in_channels)
 
 
-def resnet50(num_classes: int = 1000, stem: str = 'cifar', in_channels: int = 3) -> ResNet:
+def resnet50(
+    num_classes: int = 1000, stem: str = 'cifar', in_channels: int = 3
+) -> ResNet:
     """ResNet-50 (bottleneck blocks, 25.6M parameters at 1000 classes)."""
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, stem, in_channels)

@@ -1,4 +1,5 @@
 """The weight initialisation every network of this package uses."""
+
 from torch import nn
 
 
@@ -7,8 +8,9 @@ def init_conv_bn(model: nn.Module, zero_linear_bias: bool = False) -> None:
     linear biases (WideResNet's reference code does)."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode='fan_out',
-                                    nonlinearity='relu')
+            nn.init.kaiming_normal_(
+                m.weight, mode='fan_out', nonlinearity='relu'
+            )
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

@@ -1,4 +1,5 @@
 """WideResNet-d-k (Zagoruyko & Komodakis 2016), pre-activation blocks, for 32x32 inputs."""
+
 from __future__ import annotations
 
 import torch
@@ -12,17 +13,25 @@ __all__ = ['WideResNet', 'wide_resnet28_10']
 class WideBasicBlock(nn.Module):
     """BN-ReLU-conv3x3-BN-ReLU-(dropout)-conv3x3 with a 1x1 projection when the shape changes."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, dropout: float = 0.0):
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int, dropout: float = 0.0
+    ):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_ch, out_ch, 3, stride=stride, padding=1, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, stride=1, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(
+            out_ch, out_ch, 3, stride=1, padding=1, bias=False
+        )
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.shortcut = None
         if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+            self.shortcut = nn.Conv2d(
+                in_ch, out_ch, 1, stride=stride, bias=False
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
@@ -34,14 +43,24 @@ class WideBasicBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
-    def __init__(self, depth: int = 28, widen_factor: int = 10, num_classes: int = 10,
-                 dropout: float = 0.0, in_channels: int = 3):
+    def __init__(
+        self,
+        depth: int = 28,
+        widen_factor: int = 10,
+        num_classes: int = 10,
+        dropout: float = 0.0,
+        in_channels: int = 3,
+    ):
         super().__init__()
         if (depth - 4) % 6 != 0:
-            raise ValueError(f'WideResNet depth must be 6n+4 (e.g. 16, 22, 28, 40), got {depth}')
+            raise ValueError(
+                f'WideResNet depth must be 6n+4 (e.g. 16, 22, 28, 40), got {depth}'
+            )
         n = (depth - 4) // 6
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, widths[0], 3, padding=1, bias=False
+        )
         stages, in_ch = [], widths[0]
         for i, width in enumerate(widths[1:]):
             blocks = []
@@ -63,6 +82,8 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def wide_resnet28_10(num_classes: int = 10, dropout: float = 0.0, in_channels: int = 3) -> WideResNet:
+def wide_resnet28_10(
+    num_classes: int = 10, dropout: float = 0.0, in_channels: int = 3
+) -> WideResNet:
     """WRN-28-10: 36.5M parameters at 10 classes."""
     return WideResNet(28, 10, num_classes, dropout, in_channels)

@@ -5,5 +5,11 @@ from .simcc_head import SimCCHead
 from .tiny_convnet import TinyConvNet
 from .topdown_estimator import TopdownPoseEstimator
 
-__all__ = ['KLDiscreteLoss', 'PoseDataPreprocessor', 'ResNet', 'SimCCHead',
-           'TinyConvNet', 'TopdownPoseEstimator']
+__all__ = [
+    'KLDiscreteLoss',
+    'PoseDataPreprocessor',
+    'ResNet',
+    'SimCCHead',
+    'TinyConvNet',
+    'TopdownPoseEstimator',
+]

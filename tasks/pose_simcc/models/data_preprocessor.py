@@ -1,4 +1,5 @@
 """Stack and normalise pose crops."""
+
 from mmengine.model import ImgDataPreprocessor
 
 from ..registry import MODELS
@@ -21,5 +22,6 @@ class PoseDataPreprocessor(ImgDataPreprocessor):
                 raise ValueError(
                     f'PoseDataPreprocessor got crops of different shapes '
                     f'{sorted(shapes)}; put TopdownAffine(input_size=...) in '
-                    'the pipeline so every crop has the network input size')
+                    'the pipeline so every crop has the network input size'
+                )
         return super().forward(data, training)

@@ -1,4 +1,5 @@
 """Per-sample KL-discrete loss for SimCC labels."""
+
 import torch.nn.functional as F
 from torch import nn
 
@@ -25,8 +26,13 @@ class KLDiscreteLoss(nn.Module):
         use_target_weight: weight joints by ``target_weight`` (else all 1).
     """
 
-    def __init__(self, beta=1.0, label_softmax=False, label_beta=10.0,
-                 use_target_weight=True):
+    def __init__(
+        self,
+        beta=1.0,
+        label_softmax=False,
+        label_beta=10.0,
+        use_target_weight=True,
+    ):
         super().__init__()
         self.beta = beta
         self.label_softmax = label_softmax
@@ -49,17 +55,22 @@ class KLDiscreteLoss(nn.Module):
                 raise ValueError(
                     f'SimCC {axis} prediction {tuple(pred.shape)} and label '
                     f'{tuple(gt.shape)} differ; check the head input_size and '
-                    'simcc_split_ratio against the codec')
+                    'simcc_split_ratio against the codec'
+                )
         num_keypoints = pred_x.shape[1]
-        per_joint = self._axis_loss(pred_x, gt_x) + self._axis_loss(pred_y, gt_y)
+        per_joint = self._axis_loss(pred_x, gt_x) + self._axis_loss(
+            pred_y, gt_y
+        )
         if self.use_target_weight:
             if target_weight is None:
-                raise ValueError('KLDiscreteLoss(use_target_weight=True) needs '
-                                 'target_weight (the keypoint_weights label)')
+                raise ValueError(
+                    'KLDiscreteLoss(use_target_weight=True) needs '
+                    'target_weight (the keypoint_weights label)'
+                )
             per_joint = per_joint * target_weight.reshape(per_joint.shape).to(
-                per_joint.dtype)
+                per_joint.dtype
+            )
         return per_joint.sum(dim=1) / num_keypoints
-
 
 
 # mmpose spells it without the second 'e'; accept its configs unchanged.

@@ -1,4 +1,5 @@
 """torchvision ResNet as a pose backbone (stride-32 feature map)."""
+
 from pathlib import Path
 
 import torch
@@ -7,8 +8,13 @@ from torchvision.models import resnet
 
 from ..registry import MODELS
 
-_ARCHS = {18: resnet.resnet18, 34: resnet.resnet34, 50: resnet.resnet50,
-          101: resnet.resnet101, 152: resnet.resnet152}
+_ARCHS = {
+    18: resnet.resnet18,
+    34: resnet.resnet34,
+    50: resnet.resnet50,
+    101: resnet.resnet101,
+    152: resnet.resnet152,
+}
 
 
 @MODELS.register_module()
@@ -27,23 +33,30 @@ class ResNet(nn.Module):
     def __init__(self, depth=50, checkpoint=None):
         super().__init__()
         if depth not in _ARCHS:
-            raise ValueError(f'ResNet depth={depth!r} is not supported; use one '
-                             f'of {sorted(_ARCHS)}')
+            raise ValueError(
+                f'ResNet depth={depth!r} is not supported; use one '
+                f'of {sorted(_ARCHS)}'
+            )
         net = _ARCHS[depth](weights=None)
         if checkpoint is not None:
             if not Path(checkpoint).is_file():
                 raise FileNotFoundError(
                     f'ResNet checkpoint {checkpoint} does not exist; download '
                     f"torchvision's resnet{depth} ImageNet weights there or set "
-                    'model.backbone.checkpoint=None')
-            state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+                    'model.backbone.checkpoint=None'
+                )
+            state = torch.load(
+                checkpoint, map_location='cpu', weights_only=True
+            )
             state = {k: v for k, v in state.items() if not k.startswith('fc.')}
             missing, _ = net.load_state_dict(state, strict=False)
             missing = [k for k in missing if not k.startswith('fc.')]
             if missing:
-                raise ValueError(f'ResNet checkpoint {checkpoint} is missing '
-                                 f'{len(missing)} weights, e.g. {missing[:3]}; '
-                                 f'pass a torchvision resnet{depth} state dict')
+                raise ValueError(
+                    f'ResNet checkpoint {checkpoint} is missing '
+                    f'{len(missing)} weights, e.g. {missing[:3]}; '
+                    f'pass a torchvision resnet{depth} state dict'
+                )
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2 = net.layer1, net.layer2
         self.layer3, self.layer4 = net.layer3, net.layer4
@@ -52,4 +65,4 @@ class ResNet(nn.Module):
     def forward(self, x):
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return (x, )
+        return (x,)

@@ -1,4 +1,5 @@
 """SimCC head: keypoint coordinates as two 1-D classifications (x and y)."""
+
 from torch import nn
 
 from ..registry import MODELS
@@ -21,16 +22,26 @@ class SimCCHead(nn.Module):
     shapes (B, K, Wx) and (B, K, Wy).
     """
 
-    def __init__(self, in_channels, out_channels, input_size,
-                 in_featuremap_size, simcc_split_ratio=2.0,
-                 deconv_out_channels=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        input_size,
+        in_featuremap_size,
+        simcc_split_ratio=2.0,
+        deconv_out_channels=None,
+    ):
         super().__init__()
         fw, fh = in_featuremap_size
         layers = []
         for ch in deconv_out_channels or ():
-            layers += [nn.ConvTranspose2d(in_channels, ch, 4, stride=2,
-                                          padding=1, bias=False),
-                       nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(
+                    in_channels, ch, 4, stride=2, padding=1, bias=False
+                ),
+                nn.BatchNorm2d(ch),
+                nn.ReLU(inplace=True),
+            ]
             in_channels = ch
             fw, fh = fw * 2, fh * 2
         self.deconv_layers = nn.Sequential(*layers)
@@ -48,6 +59,7 @@ class SimCCHead(nn.Module):
             raise ValueError(
                 f'SimCCHead got a {tuple(x.shape[-2:])} (h, w) feature map but '
                 f'in_featuremap_size={self.in_featuremap_size} (w, h); set it to '
-                'input_size divided by the backbone stride')
+                'input_size divided by the backbone stride'
+            )
         x = self.final_layer(self.deconv_layers(x)).flatten(2)
         return self.mlp_head_x(x), self.mlp_head_y(x)

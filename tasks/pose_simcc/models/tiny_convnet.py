@@ -1,4 +1,5 @@
 """A small strided CNN backbone for tests and CPU smoke runs."""
+
 from torch import nn
 
 from ..registry import MODELS
@@ -16,14 +17,19 @@ class TinyConvNet(nn.Module):
         super().__init__()
         layers = []
         for out in channels:
-            layers += [nn.Conv2d(in_channels, out, 3, stride=2, padding=1,
-                                 bias=False),
-                       nn.BatchNorm2d(out), nn.ReLU(inplace=True),
-                       nn.Conv2d(out, out, 3, padding=1, bias=False),
-                       nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(
+                    in_channels, out, 3, stride=2, padding=1, bias=False
+                ),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(out, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
             in_channels = out
         self.body = nn.Sequential(*layers)
         self.out_channels = in_channels
 
     def forward(self, x):
-        return (self.body(x), )
+        return (self.body(x),)

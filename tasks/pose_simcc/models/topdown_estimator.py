@@ -1,4 +1,5 @@
 """Top-down SimCC pose estimator (backbone + SimCC head + per-sample loss)."""
+
 import numpy as np
 import torch
 from mmengine.model import BaseModel
@@ -28,10 +29,19 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
         'tensor': the raw (pred_x, pred_y) SimCC logits.
     """
 
-    def __init__(self, backbone, head, codec,
-                 loss=dict(type='KLDiscreteLoss', use_target_weight=True),
-                 test_cfg=None, data_preprocessor=None, init_cfg=None):
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+    def __init__(
+        self,
+        backbone,
+        head,
+        codec,
+        loss=dict(type='KLDiscreteLoss', use_target_weight=True),
+        test_cfg=None,
+        data_preprocessor=None,
+        init_cfg=None,
+    ):
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg
+        )
         self.backbone = MODELS.build(backbone)
         self.head = MODELS.build(head)
         self.loss_module = MODELS.build(loss)
@@ -48,8 +58,10 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
             return self._simcc(inputs)
-        raise ValueError(f"TopdownPoseEstimator mode={mode!r}; use 'loss', "
-                         "'predict' or 'tensor'")
+        raise ValueError(
+            f"TopdownPoseEstimator mode={mode!r}; use 'loss', "
+            "'predict' or 'tensor'"
+        )
 
     def loss(self, inputs, data_samples):
         pred_x, pred_y = self._simcc(inputs)
@@ -58,15 +70,18 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
             raise ValueError(
                 'training data samples have no SimCC labels; the train pipeline '
                 "needs GenerateTarget(encoder=dict(type='SimCCLabel', ...)) "
-                'before PackPoseInputs')
+                'before PackPoseInputs'
+            )
         gt_x = torch.cat([lb.keypoint_x_labels for lb in labels]).to(pred_x)
         gt_y = torch.cat([lb.keypoint_y_labels for lb in labels]).to(pred_y)
         weights = torch.cat([lb.keypoint_weights for lb in labels]).to(pred_x)
-        losses = dict(loss_kpt=self.loss_module((pred_x, pred_y), (gt_x, gt_y),
-                                                weights))
+        losses = dict(
+            loss_kpt=self.loss_module((pred_x, pred_y), (gt_x, gt_y), weights)
+        )
         with torch.no_grad():
-            losses['acc_pose'] = self._label_accuracy(pred_x, pred_y, gt_x, gt_y,
-                                                      weights)
+            losses['acc_pose'] = self._label_accuracy(
+                pred_x, pred_y, gt_x, gt_y, weights
+            )
         return losses
 
     def _label_accuracy(self, pred_x, pred_y, gt_x, gt_y, weights, thr=0.05):
@@ -78,7 +93,7 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
         dist = ((pred - gt) / size).norm(dim=-1)
         valid = weights > 0
         if not valid.any():
-            return pred_x.new_tensor(0.)
+            return pred_x.new_tensor(0.0)
         return (dist[valid] < thr).float().mean()
 
     @torch.no_grad()
@@ -89,7 +104,8 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
             if flip_indices is None:
                 raise ValueError(
                     "test_cfg.flip_test needs 'flip_indices' in the data "
-                    'samples; keep it in PackPoseInputs(meta_keys=...)')
+                    'samples; keep it in PackPoseInputs(meta_keys=...)'
+                )
         pred_x, pred_y = self.predict_simcc(inputs, flip_indices)
         return self.add_predictions(pred_x, pred_y, data_samples)
 
@@ -108,18 +124,19 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
 
     def add_predictions(self, pred_x, pred_y, data_samples):
         """Decode SimCC vectors and map keypoints from the crop to the image."""
-        keypoints, scores = self.codec.decode(pred_x.float().cpu().numpy(),
-                                              pred_y.float().cpu().numpy())
+        keypoints, scores = self.codec.decode(
+            pred_x.float().cpu().numpy(), pred_y.float().cpu().numpy()
+        )
         for i, ds in enumerate(data_samples):
             meta = ds.metainfo
             size = np.asarray(meta['input_size'], dtype=np.float32)
             scale = np.asarray(meta['input_scale'], dtype=np.float32)
             center = np.asarray(meta['input_center'], dtype=np.float32)
-            kpts = keypoints[i:i + 1] / size * scale + center - 0.5 * scale
+            kpts = keypoints[i : i + 1] / size * scale + center - 0.5 * scale
             pred = InstanceData()
             pred.keypoints = kpts
-            pred.keypoint_scores = scores[i:i + 1]
-            pred.keypoints_visible = scores[i:i + 1]
+            pred.keypoint_scores = scores[i : i + 1]
+            pred.keypoints_visible = scores[i : i + 1]
             if 'bboxes' in ds.gt_instances:
                 pred.bboxes = ds.gt_instances.bboxes
                 pred.bbox_scores = ds.gt_instances.bbox_scores
