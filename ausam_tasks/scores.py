@@ -100,6 +100,12 @@ class ScoreTable:
             value = value / count.clamp_min(1)
         return torch.where(count > 0, value, torch.full_like(value, torch.nan))
 
+    def counts(self, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Times each index was scored (a copy, int64); all when None."""
+        if idx is None:
+            return self.count.clone()
+        return self.count[self._check(idx)]
+
     def update(self, idx: torch.Tensor, dlp: torch.Tensor) -> None:
         """Fold one DLP observation per index into the table (Eq. 6)."""
         idx = self._check(idx)

@@ -1,16 +1,20 @@
 from .checkpoint import allow_mmengine_checkpoints, load_checkpoint_file
 from .hooks import SharpnessAwareLoggerHook
 from .model import SAMDistributedDataParallel, SAMTrainStepMixin
-from .optim_wrapper import (
-    AUSAMOptimWrapper,
-    SAMOptimWrapper,
+from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
+from .protocol import (
+    PROTOCOL,
+    LossClosure,
     per_sample_losses,
+    sam_train_step,
     sample_indices,
     subset_batch,
 )
 
 __all__ = [
     'AUSAMOptimWrapper',
+    'LossClosure',
+    'PROTOCOL',
     'SAMOptimWrapper',
     'SAMTrainStepMixin',
     'SharpnessAwareLoggerHook',
@@ -18,6 +22,7 @@ __all__ = [
     'allow_mmengine_checkpoints',
     'load_checkpoint_file',
     'per_sample_losses',
+    'sam_train_step',
     'sample_indices',
     'subset_batch',
 ]

@@ -20,8 +20,8 @@ class SharpnessAwareLoggerHook(Hook):
         # The Runner knows the dataset size: fix the AUSAM score table to it,
         # so the logged scored fraction is exact and a wrong sample_idx fails.
         ow = runner.optim_wrapper
-        if isinstance(ow, AUSAMOptimWrapper) and not ow.core.table.fixed_size:
-            ow.core.table.fix_size(len(runner.train_dataloader.dataset))
+        if isinstance(ow, AUSAMOptimWrapper):
+            ow.fix_score_table_size(len(runner.train_dataloader.dataset))
 
     def before_train_epoch(self, runner) -> None:
         self._start = time.perf_counter()
@@ -45,7 +45,7 @@ class SharpnessAwareLoggerHook(Hook):
             parts.append(f'SAM passes used {100 * frac:.1f}% of the samples')
             runner.message_hub.update_scalar('train/epoch_sam_frac', frac)
         if isinstance(ow, AUSAMOptimWrapper):
-            st = ow.core.table.stats()
+            st = ow.score_stats()
             parts.append(
                 'scores: ' + ', '.join(f'{k}={v:.4g}' for k, v in st.items())
             )

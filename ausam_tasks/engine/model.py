@@ -4,23 +4,25 @@ from mmengine.model.wrappers import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS  # root: any scope finds it
 
 from .optim_wrapper import SAMOptimWrapper
+from .protocol import sam_train_step
 
 
 class SAMTrainStepMixin:
     """Put before ``BaseModel`` in a model's bases. With a SAM-family optim
-    wrapper the wrapper runs the two-pass step; with any other wrapper
-    ``BaseModel.train_step`` runs (the per-sample losses are averaged)."""
+    wrapper the model builds the loss closure and the wrapper runs the
+    multi-pass step; with any other wrapper ``BaseModel.train_step`` runs
+    (the per-sample losses are averaged)."""
 
     def train_step(self, data, optim_wrapper):
         if isinstance(optim_wrapper, SAMOptimWrapper):
-            return optim_wrapper.train_step(self, data)
+            return sam_train_step(self, data, optim_wrapper)
         return super().train_step(data, optim_wrapper)
 
 
 @MODEL_WRAPPERS.register_module()
 class SAMDistributedDataParallel(MMDistributedDataParallel):
     """DDP whose train_step runs the SAM-family step through the DDP forward,
-    so both passes' gradients are all-reduced (mmengine's own DDP wrapper
+    so every pass's gradients are all-reduced (mmengine's own DDP wrapper
     re-implements train_step and would skip the model's)."""
 
     def __init__(self, module, device_ids=None, **kwargs):
@@ -32,7 +34,7 @@ class SAMDistributedDataParallel(MMDistributedDataParallel):
 
     def train_step(self, data, optim_wrapper):
         if isinstance(optim_wrapper, SAMOptimWrapper):
-            return optim_wrapper.train_step(
-                self.module, data, forward_model=self
+            return sam_train_step(
+                self.module, data, optim_wrapper, forward_model=self
             )
         return super().train_step(data, optim_wrapper)

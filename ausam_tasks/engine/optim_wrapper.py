@@ -2,8 +2,9 @@
 
 They wrap any torch optimizer built from ``optimizer=dict(type=...)``, so a
 config switches to them by changing ``optim_wrapper.type``. The step itself
-is ``ausam_tasks.sam``; this module only connects it to mmengine: the model
-protocol, AMP, gradient clipping, logging and checkpoint state.
+is ``ausam_tasks.sam``; this module only connects it to mmengine: AMP,
+gradient clipping, logging and checkpoint state. The model side (data, loss
+closure) is ``protocol.py``.
 """
 
 import contextlib
@@ -17,61 +18,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
 from ..sam import AUSAM, SAM, StepResult
-
-PROTOCOL = (
-    'SAM-family optimizer wrappers run their own two-pass train step. The '
-    'model must (1) inherit ausam_tasks.engine.SAMTrainStepMixin before '
-    'BaseModel, so its train_step hands the step to the wrapper, (2) return '
-    "per-sample loss vectors of shape (B,) under 'loss*' keys in loss mode, "
-    "and (3) carry each sample's dataset index as data_sample.sample_idx. "
-    'Under distributed training set '
-    "model_wrapper_cfg=dict(type='SAMDistributedDataParallel')."
-)
-
-
-def sample_indices(data_samples) -> torch.Tensor:
-    """Dataset indices of a batch, read from each data sample's metainfo."""
-    if not isinstance(data_samples, (list, tuple)) or not data_samples:
-        raise ValueError(
-            'the batch has no data_samples list to read '
-            'sample_idx from. ' + PROTOCOL
-        )
-    idx = []
-    for i, s in enumerate(data_samples):
-        value = s.get('sample_idx', None) if hasattr(s, 'get') else None
-        if value is None:
-            raise KeyError(
-                f'data sample {i} of the batch has no sample_idx: pack it '
-                "into the metainfo (e.g. meta_keys=('sample_idx', ...) in the "
-                'Pack transform). ' + PROTOCOL
-            )
-        idx.append(int(value))
-    return torch.tensor(idx, dtype=torch.int64)
-
-
-def subset_batch(data: dict, pos: Optional[torch.Tensor], size: int) -> dict:
-    """The rows ``pos`` of every per-sample entry of a preprocessed batch."""
-    if pos is None:
-        return data
-    out = {}
-    for key, value in data.items():
-        if (
-            isinstance(value, torch.Tensor)
-            and value.dim() > 0
-            and value.shape[0] == size
-        ):
-            out[key] = value[pos.to(value.device)]
-        elif isinstance(value, (list, tuple)) and len(value) == size:
-            out[key] = [value[i] for i in pos.tolist()]
-        elif value is None:
-            out[key] = None
-        else:
-            raise TypeError(
-                f"cannot take a subset of batch entry '{key}' "
-                f'({type(value).__name__}): the data preprocessor must '
-                'return stacked tensors or per-sample lists'
-            )
-    return out
+from .protocol import PROTOCOL
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -177,45 +124,21 @@ class SAMOptimWrapper(OptimWrapper):
         self.loss_scaler.step(self.optimizer, **kwargs)
         self.loss_scaler.update()
 
-    def train_step(
-        self, model: nn.Module, data, forward_model: Optional[nn.Module] = None
+    def update_params_with_closure(
+        self, closure, sample_idx, model: nn.Module
     ) -> Dict[str, torch.Tensor]:
-        """One sharpness-aware step on a raw batch.
+        """One sharpness-aware step; returns the log variables.
 
-        ``model`` is the BaseModel; ``forward_model`` the module to call for
-        the two passes (the DDP wrapper, so gradients are all-reduced).
+        ``closure(positions=None, with_outputs=False)`` gives the per-sample
+        losses of the batch rows ``positions`` (None: all), see
+        ``ausam_tasks.engine.protocol``; ``sample_idx`` are the batch's
+        dataset indices; ``model`` is the BaseModel (not the DDP wrapper).
+        Non-loss entries in ``closure.extras``, if any, are logged too.
         """
-        net = forward_model if forward_model is not None else model
-        with self.optim_context(model):
-            data = model.data_preprocessor(data, True)
-        if not isinstance(data, dict):
-            raise TypeError(
-                'the data preprocessor must return a dict with '
-                f'inputs and data_samples, got {type(data)}'
-            )
-        idx = sample_indices(data.get('data_samples'))
-        extras: Dict[str, torch.Tensor] = {}
-        subsets = {}  # both passes use the same subset: cut it once
-
-        def closure(pos):
-            key = None if pos is None else tuple(pos.tolist())
-            if key not in subsets:
-                subsets[key] = subset_batch(data, pos, len(idx))
-            sub = subsets[key]
-            with self.optim_context(model):
-                out = net(**sub, mode='loss')
-            losses = per_sample_losses(
-                out, len(idx) if pos is None else len(pos)
-            )
-            if not extras:
-                extras.update(
-                    {k: v for k, v in out.items() if k not in losses}
-                )
-            return losses
-
-        result = self._run(closure, idx, model)
+        result = self._run(closure, sample_idx, model)
         self._inner_count += 1
-        return self._log_vars(result, extras, len(idx))
+        extras = getattr(closure, 'extras', {})
+        return self._log_vars(result, extras, len(sample_idx))
 
     def _run(self, closure, idx, model) -> StepResult:
         return self.core.step(
@@ -372,37 +295,26 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
             log_vars['dlp_mean'] = result.dlp.mean()
         return log_vars
 
+    # --- the score table, for hooks ---------------------------------------
+    def fix_score_table_size(self, num_samples: int) -> None:
+        """Size the score table to the dataset; a no-op when its size is
+        already fixed (by ``num_samples`` or an earlier call)."""
+        if not self.core.table.fixed_size:
+            self.core.table.fix_size(num_samples)
 
-def per_sample_losses(out, size: int) -> Dict[str, torch.Tensor]:
-    """The ``loss*`` entries of a model's loss-mode output, checked to be
-    per-sample vectors."""
-    if not isinstance(out, dict):
-        raise TypeError(
-            f'the model returned {type(out).__name__} in loss '
-            'mode, expected a dict of losses. ' + PROTOCOL
-        )
-    losses = {}
-    for key, value in out.items():
-        if 'loss' not in key:
-            continue
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(
-                f"loss '{key}' is a {type(value).__name__}; "
-                'return one tensor of shape (B,). ' + PROTOCOL
-            )
-        if value.dim() != 1 or value.shape[0] != size:
-            raise ValueError(
-                f"loss '{key}' has shape {tuple(value.shape)} for a batch of "
-                f'{size}: it must be a per-sample vector of shape ({size},), '
-                'not reduced. ' + PROTOCOL
-            )
-        losses[key] = value
-    if not losses:
-        raise ValueError(
-            "the model's loss-mode output has no 'loss*' "
-            f'entry (keys: {sorted(out)}). ' + PROTOCOL
-        )
-    return losses
+    def score_stats(self) -> Dict[str, float]:
+        """Scored fraction and statistics of the ADLP scores."""
+        return self.core.table.stats()
+
+    def sample_scores(self, sample_idx) -> torch.Tensor:
+        """ADLP score of each dataset index (float64); NaN if never
+        scored."""
+        return self.core.table.scores(sample_idx)
+
+    def selection_counts(self, sample_idx=None) -> torch.Tensor:
+        """How many times each dataset index was trained on by the SAM
+        passes (and so scored), int64; all indices when None."""
+        return self.core.table.counts(sample_idx)
 
 
 def _device_of(model: nn.Module) -> torch.device:
