@@ -20,7 +20,9 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
     """``net`` maps images to logits (any module or a registered constructor config).
 
     Modes: 'loss' -> ``{'loss': per-sample CE of shape (B,)}`` (the AUSAM protocol; mmengine
-    averages it for plain optimizers), 'predict' -> data samples with ``pred_label`` and
+    averages it for plain optimizers), 'loss_and_outputs' -> the same plus
+    ``'outputs'``: the logits (B, C), not detached (for wrappers that need
+    per-sample outputs), 'predict' -> data samples with ``pred_label`` and
     ``pred_score``, 'tensor' -> logits.
     """
 
@@ -52,7 +54,7 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
         logits = self.net(inputs)
         if mode == 'tensor':
             return logits
-        if mode == 'loss':
+        if mode in ('loss', 'loss_and_outputs'):
             if not data_samples:
                 raise ValueError('loss mode needs data_samples with gt_label')
             labels = torch.stack([s.gt_label for s in data_samples]).to(
@@ -64,6 +66,8 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
                 reduction='none',
                 label_smoothing=self.label_smoothing,
             )
+            if mode == 'loss_and_outputs':
+                return {'loss': loss, 'outputs': logits}
             return {'loss': loss}
         if mode == 'predict':
             scores = logits.float().softmax(dim=1).detach()
@@ -75,5 +79,6 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
                 s.pred_label = pred
             return data_samples
         raise ValueError(
-            f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}"
+            "mode must be 'loss', 'loss_and_outputs', 'predict' or 'tensor', "
+            f'got {mode!r}'
         )

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.evaluator import Evaluator
 
 import tasks.classification  # noqa: F401
@@ -121,3 +122,39 @@ def test_bad_settings():
     model = make_model()
     with pytest.raises(ValueError, match='mode'):
         model(torch.zeros(1, 3, 32, 32), mode='train')
+
+
+def test_closure_with_outputs_returns_the_logits_of_the_positions_asked():
+    from mmengine.optim import build_optim_wrapper
+
+    from ausam_tasks.engine import SAMOptimWrapper
+
+    class RecordOutputs(SAMOptimWrapper):
+        def _run(self, closure, idx, model):
+            with torch.no_grad():  # a direct forward, before the update
+                self.logits = model.net(closure.data['inputs'])
+            self.whole = closure(None, with_outputs=True)
+            self.part = closure(torch.tensor([4, 1]), with_outputs=True)
+            return super()._run(closure, idx, model)
+
+    model = make_model().eval()  # fixed BN statistics: subsets comparable
+    ow = build_optim_wrapper(
+        model,
+        dict(type=RecordOutputs, optimizer=dict(type='SGD', lr=0.1)),
+    )
+    model.train_step(make_batch(), ow)
+    logits = ow.logits
+    # make_batch labels are i % 5.
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    losses, outputs = ow.whole
+    assert set(losses) == {'loss'}
+    torch.testing.assert_close(outputs, logits)
+    torch.testing.assert_close(
+        losses['loss'], F.cross_entropy(logits, labels, reduction='none')
+    )
+    losses, outputs = ow.part
+    torch.testing.assert_close(outputs, logits[[4, 1]])
+    torch.testing.assert_close(
+        losses['loss'],
+        F.cross_entropy(logits[[4, 1]], labels[[4, 1]], reduction='none'),
+    )
