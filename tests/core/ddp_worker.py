@@ -37,13 +37,14 @@ cfg = runner_cfg(
 runner = Runner.from_cfg(Config(cfg))
 runner.train()
 rank = dist.get_rank()
-core = runner.optim_wrapper.core
+ow = runner.optim_wrapper
+counts = ow.selection_counts()
 torch.save(
     {
         'model': runner.model.module.state_dict(),
-        'value': core.table.value,
-        'count': core.table.count,
-        'steps': core.num_steps,
+        'value': ow.sample_scores(torch.arange(len(counts))),
+        'count': counts,
+        'steps': ow.core.num_steps,
         'world': dist.get_world_size(),
     },
     Path(args.out) / f'rank{rank}.pt',

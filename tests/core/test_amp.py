@@ -45,8 +45,8 @@ def test_fp16_makes_the_same_selections_and_near_identical_scores():
     _, ow32, sel32 = run(None)
     _, ow16, sel16 = run('float16')
     assert sel16 == sel32
-    s32 = ow32.core.table.scores(torch.arange(32))
-    s16 = ow16.core.table.scores(torch.arange(32))
+    s32 = ow32.sample_scores(torch.arange(32))
+    s16 = ow16.sample_scores(torch.arange(32))
     assert torch.equal(torch.isnan(s32), torch.isnan(s16))
     seen = ~torch.isnan(s32)
     assert torch.allclose(s16[seen], s32[seen], rtol=0.05, atol=2e-3)
@@ -103,4 +103,4 @@ def test_fp16_non_finite_loss_is_an_overflow_not_an_error():
     assert log['skipped'] == 1.0 and scale < 2.0**16
     for k, v in model.named_parameters():
         assert torch.equal(v, before[k]), k
-    assert ow.core.table.count.sum() == 0  # no NaN scores recorded
+    assert ow.selection_counts().sum() == 0  # no NaN scores recorded

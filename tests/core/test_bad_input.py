@@ -109,4 +109,4 @@ def test_resuming_ausam_from_a_sam_checkpoint_warns_and_starts_empty():
     ausam = build()
     with pytest.warns(UserWarning, match='empty score table'):
         ausam.load_state_dict(sam.state_dict())
-    assert ausam.core.table.count.sum() == 0
+    assert ausam.selection_counts().sum() == 0

@@ -62,7 +62,7 @@ def test_train_resume_and_test(config, tmp_path, capsys):
         ]
     )
     assert runner.optim_wrapper.core.num_steps == 8  # 4 resumed + 4 new
-    assert runner.optim_wrapper.core.table.count.sum() == 32 + 8 * 2
+    assert runner.optim_wrapper.selection_counts().sum() == 32 + 8 * 2
     metrics = test_tool.main(
         [config, f'{work}/epoch_2.pth', '--work-dir', str(tmp_path / 'test')]
     )
