@@ -1,5 +1,7 @@
 from .checkpoint import allow_mmengine_checkpoints, load_checkpoint_file
 from .hooks import SharpnessAwareLoggerHook
+from .methods.esam import ESAMOptimWrapper
+from .methods.msam import MSAMOptimWrapper
 from .model import SAMDistributedDataParallel, SAMTrainStepMixin
 from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
 from .protocol import (
@@ -13,7 +15,9 @@ from .protocol import (
 
 __all__ = [
     'AUSAMOptimWrapper',
+    'ESAMOptimWrapper',
     'LossClosure',
+    'MSAMOptimWrapper',
     'PROTOCOL',
     'SAMOptimWrapper',
     'SAMTrainStepMixin',

@@ -1,0 +1,2 @@
+from .esam import ESAMOptimWrapper  # noqa: F401
+from .msam import MSAMOptimWrapper  # noqa: F401

@@ -1,0 +1,2 @@
+from .esam import ESAM  # noqa: F401
+from .msam import MSAM  # noqa: F401
