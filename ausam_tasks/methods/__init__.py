@@ -1,2 +1,3 @@
 from .esam import ESAM  # noqa: F401
+from .mesa import MESA  # noqa: F401
 from .msam import MSAM  # noqa: F401

@@ -1,0 +1,199 @@
+"""MESA: sharpness-aware training for free, with an EMA teacher.
+
+Du et al. 2022b, "Sharpness-Aware Training for Free" (NeurIPS 2022),
+Sec. 4.3 (MESA, the memory-efficient variant of SAF).
+"""
+
+import contextlib
+from typing import Dict, Iterator, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..sam import SAM, StepResult, backward, total_loss
+
+
+def trajectory_kl(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Per-sample tau^2 KL(softmax(teacher/tau) || softmax(student/tau)),
+    the trajectory loss of SAF/MESA. Softmax over the last dimension;
+    any other non-batch dimensions (e.g. pose keypoints) are summed."""
+    tau = float(temperature)
+    log_s = F.log_softmax(student.float() / tau, dim=-1)
+    log_t = F.log_softmax(teacher.detach().float() / tau, dim=-1)
+    kl = (log_t.exp() * (log_t - log_s)).flatten(1).sum(1)
+    return kl * tau**2
+
+
+class MESA(SAM):
+    """MESA (Du et al. 2022b) around any torch optimizer: one
+    forward/backward of the model plus one forward of the teacher.
+
+    The teacher is an exponential moving average of the model (its
+    parameters and floating-point buffers), updated after every step,
+
+        v_t = decay v_{t-1} + (1 - decay) w_t,
+
+    and run in eval mode on the same batch. From ``start_epoch`` on, each
+    sample's loss gets the trajectory loss
+
+        l_i + kl_weight tau^2 KL(softmax(f_v(x_i)/tau) ||
+                                 softmax(f_w(x_i)/tau)),
+
+    which penalises sudden drops of the loss along the trajectory, SAF's
+    replacement of SAM's sharpness term. Defaults: kl_weight (lambda) 0.8,
+    temperature 5, start_epoch (E_start) 5 as in the authors' MESA
+    command; decay 0.9995. The authors' code adds the term when
+    ``epoch > E_start``; here from epoch ``start_epoch`` (0-based) on.
+
+    The closure must accept ``with_outputs=True`` and return
+    ``(losses, outputs)`` with per-sample outputs (logits) of shape
+    (n, ..., classes). Extra memory: the teacher (one copy of the weights
+    and buffers) and, for its forward, a transient copy of the model's.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        decay: float = 0.9995,
+        kl_weight: float = 0.8,
+        temperature: float = 5.0,
+        start_epoch: float = 5,
+    ):
+        super().__init__(optimizer, rho=0.0)
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(
+                f'decay must be in [0, 1) (the EMA teacher keeps decay of '
+                f'itself per step; 0 copies the model), got {decay}'
+            )
+        if kl_weight < 0:
+            raise ValueError(
+                f'kl_weight (lambda) must be >= 0, got {kl_weight}'
+            )
+        if not temperature > 0:
+            raise ValueError(f'temperature must be > 0, got {temperature}')
+        if start_epoch < 0:
+            raise ValueError(f'start_epoch must be >= 0, got {start_epoch}')
+        self.decay, self.kl_weight = float(decay), float(kl_weight)
+        self.temperature, self.start_epoch = temperature, start_epoch
+        self.teacher: Optional[Dict[str, torch.Tensor]] = None
+
+    # --- the teacher --------------------------------------------------
+    @staticmethod
+    def _tracked(model: nn.Module) -> Dict[str, torch.Tensor]:
+        """The model's parameters and floating-point buffers, by name."""
+        named = list(model.named_parameters()) + list(model.named_buffers())
+        return {n: t for n, t in named if t.is_floating_point()}
+
+    def _teacher_for(self, model: nn.Module) -> List[torch.Tensor]:
+        if model is None:
+            raise ValueError('MESA needs the model to keep its EMA teacher')
+        live = self._tracked(model)
+        if self.teacher is None:  # v_0 = w_0
+            self.teacher = {n: t.detach().clone() for n, t in live.items()}
+        if self.teacher.keys() != live.keys():
+            raise KeyError(
+                "the EMA teacher's entries do not match the model's: "
+                f'missing {sorted(live.keys() - self.teacher.keys())}, '
+                f'unexpected {sorted(self.teacher.keys() - live.keys())}; '
+                'was the checkpoint saved with another model?'
+            )
+        for n, t in live.items():  # e.g. after loading a CPU checkpoint
+            v = self.teacher[n]
+            if v.device != t.device or v.dtype != t.dtype:
+                self.teacher[n] = v.to(t.device, t.dtype)
+        return [self.teacher[n] for n in live]
+
+    @torch.no_grad()
+    def update_teacher(self, model: nn.Module) -> None:
+        """v <- decay v + (1 - decay) w."""
+        ema = self._teacher_for(model)
+        live = [t.detach() for t in self._tracked(model).values()]
+        torch._foreach_mul_(ema, self.decay)
+        torch._foreach_add_(ema, live, alpha=1.0 - self.decay)
+
+    @contextlib.contextmanager
+    def teacher_weights(self, model: nn.Module) -> Iterator[None]:
+        """The model in eval mode with the teacher's weights inside; its
+        own weights and mode (bit-exact) after."""
+        ema = self._teacher_for(model)
+        live = list(self._tracked(model).values())
+        with torch.no_grad():
+            saved = [t.detach().clone() for t in live]
+            torch._foreach_copy_(live, ema)
+        training = model.training
+        model.eval()
+        try:
+            yield
+        finally:
+            model.train(training)
+            with torch.no_grad():
+                torch._foreach_copy_(live, saved)
+
+    # --- the step -----------------------------------------------------
+    def step(
+        self,
+        closure,
+        model: nn.Module,
+        epoch: float = 0.0,
+        scaler=None,
+        update=None,
+        teacher_closure=None,
+    ) -> StepResult:
+        """``closure(positions, with_outputs)`` as in the module doc;
+        ``teacher_closure`` (default: ``closure``) runs the teacher."""
+        update = update or self.optimizer.step
+        step = self.num_steps
+        self.num_steps += 1
+        active = self.kl_weight > 0 and epoch >= self.start_epoch
+        self._teacher_for(model)
+        if active:
+            with self.teacher_weights(model), torch.no_grad():
+                _, target = (teacher_closure or closure)(
+                    None, with_outputs=True
+                )
+            losses, outputs = closure(None, with_outputs=True)
+            _check_outputs(outputs, target)
+            kl = trajectory_kl(outputs, target, self.temperature)
+            losses = dict(losses, loss_kl=self.kl_weight * kl)
+        else:
+            losses = closure(None)
+        loss = total_loss(losses, step, 'at w', check_finite=scaler is None)
+        backward(loss.mean(), scaler)
+        update()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss.detach()
+        skipped = not bool(torch.isfinite(loss).all())
+        if not skipped:  # fp16 overflow: no update, so no EMA step either
+            self.update_teacher(model)
+        return StepResult(
+            losses={k: v.detach() for k, v in losses.items()},
+            loss_before=loss,
+            skipped=skipped,
+        )
+
+    def state_dict(self) -> dict:
+        return {'num_steps': self.num_steps, 'teacher': self.teacher}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.num_steps = int(state['num_steps'])
+        if state.get('teacher') is not None:
+            self.teacher = {
+                n: t.detach().clone() for n, t in state['teacher'].items()
+            }
+
+
+def _check_outputs(outputs, target) -> None:
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() < 2:
+        raise ValueError(
+            'MESA needs per-sample outputs of shape (n, ..., classes) from '
+            f'closure(..., with_outputs=True), got '
+            f'{getattr(outputs, "shape", type(outputs).__name__)}'
+        )
+    if outputs.shape != target.shape:
+        raise ValueError(
+            f'student outputs {tuple(outputs.shape)} and teacher outputs '
+            f'{tuple(target.shape)} differ'
+        )
