@@ -33,6 +33,8 @@ def is_slow(path):
 
 
 SLOW = [p for p in CONFIGS if is_slow(p)]
+# Wrappers whose rho is SAM's (MSAM's rho is a different radius).
+RHO_AS_SAM = ('SAMOptimWrapper', 'AUSAMOptimWrapper', 'ESAMOptimWrapper')
 
 
 def shrink(cfg, roots, batch_size=4, resize_to=8):
@@ -118,7 +120,7 @@ def build_and_run(path, roots, iterations):
         5e-4,
     )
     assert cfg.model_wrapper_cfg.type == 'SAMDistributedDataParallel'
-    if cfg.optim_wrapper.type != 'OptimWrapper':
+    if cfg.optim_wrapper.type in RHO_AS_SAM:
         assert cfg.optim_wrapper.rho == (
             0.05 if path.stem.endswith('_cifar10') else 0.1
         )
@@ -142,7 +144,7 @@ def build_and_run(path, roots, iterations):
             'OptimWrapper': None,
             'SAMOptimWrapper': SAMOptimWrapper,
             'AUSAMOptimWrapper': AUSAMOptimWrapper,
-        }[cfg.optim_wrapper.type]
+        }.get(cfg.optim_wrapper.type, SAMOptimWrapper)
         if expected:
             assert isinstance(optim_wrapper, expected)
         before = copy.deepcopy(model.net.fc.weight.detach())
