@@ -53,11 +53,13 @@ def main():
     x = torch.randn(k, 3, 32, 32, device=device).to(memory_format=fmt)
     y = torch.randint(0, 10, (k,), device=device)
 
-    def closure(pos):
+    def closure(pos, with_outputs=False):
         xb, yb = (
             (x, y) if pos is None else (x[pos.to(device)], y[pos.to(device)])
         )
-        return {'loss': F.cross_entropy(model(xb), yb, reduction='none')}
+        logits = model(xb)
+        losses = {'loss': F.cross_entropy(logits, yb, reduction='none')}
+        return (losses, logits) if with_outputs else losses
 
     steps = method_steps(
         model,
@@ -69,6 +71,7 @@ def main():
         torch.arange(k),
         [float(a) for a in args.alphas.split(',')],
         dataset_size=4 * k,
+        outputs_closure=closure,
     )
     times = time_round_robin(steps, args.warmup, args.steps, device)
     dev = device_name(device)

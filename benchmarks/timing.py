@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ausam_tasks.methods import ESAM, MESA, MSAM  # noqa: E402
 from ausam_tasks.sam import AUSAM, SAM  # noqa: E402
 
 
@@ -25,11 +26,14 @@ def method_steps(
     alphas: Sequence[float],
     dataset_size: int,
     rho: float = 0.05,
+    outputs_closure=None,
 ) -> Dict[str, Callable]:
     """Step functions for the base optimizer, SAM and AUSAM at each alpha.
 
     ``closure(pos)`` returns per-sample losses of the batch positions ``pos``
-    (None: the whole batch), as ``ausam_tasks.sam`` expects.
+    (None: the whole batch), as ``ausam_tasks.sam`` expects. With
+    ``outputs_closure`` (``closure(pos, with_outputs=True)`` gives
+    ``(losses, logits)``) MESA is timed too.
     """
     base = make_base()
 
@@ -59,6 +63,15 @@ def method_steps(
         steps[f'AUSAM-{alpha}'] = lambda o=opt: o.step(
             closure, idx, epoch=10, model=model
         )
+    # ESAM with the paper's beta 0.6, gamma 0.5; MSAM with its rho 3;
+    # MESA past its start epoch (teacher forward + KL every step).
+    esam = ESAM(make_base(), rho=rho, beta=0.6, gamma=0.5)
+    steps['ESAM'] = lambda: esam.step(closure, model=model)
+    msam = MSAM(make_base(), rho=3.0)
+    steps['MSAM'] = lambda: msam.step(closure, model=model)
+    if outputs_closure is not None:
+        mesa = MESA(make_base(), start_epoch=0)
+        steps['MESA'] = lambda: mesa.step(outputs_closure, model, epoch=1.0)
     return steps
 
 
