@@ -1,6 +1,7 @@
 from .checkpoint import allow_mmengine_checkpoints, load_checkpoint_file
 from .hooks import SharpnessAwareLoggerHook
 from .methods.esam import ESAMOptimWrapper
+from .methods.mesa import MESAOptimWrapper
 from .methods.msam import MSAMOptimWrapper
 from .model import SAMDistributedDataParallel, SAMTrainStepMixin
 from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
@@ -17,6 +18,7 @@ __all__ = [
     'AUSAMOptimWrapper',
     'ESAMOptimWrapper',
     'LossClosure',
+    'MESAOptimWrapper',
     'MSAMOptimWrapper',
     'PROTOCOL',
     'SAMOptimWrapper',

@@ -129,6 +129,8 @@ def build_and_run(path, roots, iterations):
             1.0 if 'pyramidnet' in path.stem else 0.5
         )
         cfg.optim_wrapper.init_epochs = 0  # select from the first step
+    if 'start_epoch' in cfg.optim_wrapper:
+        cfg.optim_wrapper.start_epoch = 0  # MESA: the KL term from step 0
     if 'mobilenet' in path.stem:
         assert (
             Config.fromfile(str(path)).model.data_preprocessor.resize_to == 224

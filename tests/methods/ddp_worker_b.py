@@ -19,6 +19,7 @@ from mmengine.runner import Runner  # noqa: E402
 import ausam_tasks.methods.esam as esam  # noqa: E402
 from ausam_tasks.engine.dist import init_cpu_process_group  # noqa: E402
 from tests.core.toy import runner_cfg  # noqa: E402
+from tests.methods.wrappers_b import ToyNetWithOutputs  # noqa: E402,F401
 
 parser = argparse.ArgumentParser()
 parser.add_argument('out')
@@ -49,6 +50,7 @@ for name, optim_wrapper in json.loads(args.methods).items():
         batch_size=8,
         launcher='pytorch',
         experiment_name=name,
+        model=dict(type='ToyNetWithOutputs'),  # ToyNet + outputs (MESA)
     )
     runner = Runner.from_cfg(Config(cfg))
     runner.train()

@@ -14,6 +14,7 @@ SGD = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4)
 METHODS = {
     'esam': dict(type='ESAMOptimWrapper', rho=0.1, beta=0.5, gamma=0.5),
     'msam': dict(type='MSAMOptimWrapper', rho=0.5),
+    'mesa': dict(type='MESAOptimWrapper', decay=0.5, start_epoch=1),
 }
 
 
@@ -66,3 +67,11 @@ def test_two_ranks_end_identical(method, ranks):
         # Both ranks drew the same SWP mask at every step, a new one each.
         assert len(r0['masks']) == 8 and r0['masks'] == r1['masks']
         assert len(set(r0['masks'])) == 8
+    if method == 'mesa':
+        # The teacher's EMA of the (identical) weights is identical too.
+        teacher0, teacher1 = r0['core']['teacher'], r1['core']['teacher']
+        for k in r0['params']:
+            assert torch.equal(teacher0[k], teacher1[k]), k
+        assert not torch.equal(
+            teacher0['fc.weight'], r0['params']['fc.weight']
+        )

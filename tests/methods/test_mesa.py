@@ -10,6 +10,16 @@ from torch import nn
 
 from ausam_tasks.methods.mesa import MESA, trajectory_kl
 
+from ..core.toy import ToyDataset, batch
+from .wrappers_b import (
+    assert_precisions_run,
+    assert_resume_is_bit_identical,
+    toy,
+    toy_outputs,
+    train,
+    wrapper,
+)
+
 LR = 0.1
 
 
@@ -181,3 +191,116 @@ def test_teacher_of_another_model_is_refused():
 def test_bad_settings_fail_at_build(kw, match):
     with pytest.raises(ValueError, match=match):
         MESA(torch.optim.SGD(net().parameters(), lr=LR), **kw)
+
+
+# --- the mmengine wrapper ---------------------------------------------------
+MESA_W = 'MESAOptimWrapper'
+
+
+def hand_mesa_toy(model, batches, decay, kl_weight, tau, clip=None):
+    """MESA with SGD on the toy model by hand (teacher: EMA state dict,
+    eval mode)."""
+    student = copy.deepcopy(model).train()
+    teacher = copy.deepcopy(model).eval()
+    ema = {k: v.clone() for k, v in model.state_dict().items()}
+    for data in batches:
+        x = torch.stack(data['inputs']).float()
+        y = torch.stack([s.label for s in data['data_samples']])
+        teacher.load_state_dict(ema)
+        with torch.no_grad():
+            p_t = torch.softmax(teacher.logits(x) / tau, dim=1)
+        logits = student.logits(x)
+        p_s = torch.softmax(logits / tau, dim=1)
+        kl = (p_t * (p_t.log() - p_s.log())).sum(1) * tau**2
+        loss = F.cross_entropy(logits, y, reduction='none') + kl_weight * kl
+        grads = torch.autograd.grad(loss.mean(), list(student.parameters()))
+        if clip is not None:
+            total = float(torch.sqrt(sum((g**2).sum() for g in grads)))
+            grads = [g * min(1.0, clip / (total + 1e-6)) for g in grads]
+        with torch.no_grad():
+            for p, g in zip(student.parameters(), grads):
+                p -= LR * g
+        for k, v in student.state_dict().items():
+            if v.is_floating_point():
+                ema[k] = decay * ema[k] + (1 - decay) * v
+    return student, ema
+
+
+def toy_batches(n):
+    ds = ToyDataset(64)
+    return [batch(ds, range(16 * i, 16 * i + 16)) for i in range(n)]
+
+
+@pytest.mark.parametrize('clip', [None, 0.05])
+def test_wrapper_steps_equal_hand_computation(clip):
+    batches = toy_batches(2)
+    model = toy_outputs()
+    want, ema = hand_mesa_toy(model, batches, 0.5, 0.8, 2.0, clip)
+    ow = wrapper(
+        model,
+        MESA_W,
+        decay=0.5,
+        kl_weight=0.8,
+        temperature=2.0,
+        start_epoch=0,
+        clip_grad=None if clip is None else dict(max_norm=clip),
+    )
+    for data in batches:
+        log = model.train_step(data, ow)
+    for (n, p), q in zip(model.named_parameters(), want.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), n
+    for n, v in ow.core.teacher.items():
+        assert torch.allclose(v, ema[n], atol=1e-6), n
+    assert {'loss', 'loss_cls', 'loss_kl', 'acc'} <= set(log)
+    assert 'sam_frac' not in log
+    assert float(log['loss']) == pytest.approx(
+        float(log['loss_cls'] + log['loss_kl']), rel=1e-5
+    )
+
+
+def test_logged_accuracy_is_the_models_not_the_teachers():
+    model = toy_outputs()
+    ow = wrapper(model, MESA_W, decay=0.0, start_epoch=0)
+    train(model, ow, 2)  # teacher = the model after each step
+    data = toy_batches(1)[0]
+    x = torch.stack(data['inputs']).float()
+    y = torch.stack([s.label for s in data['data_samples']])
+    # The teacher (eval mode, running statistics) is forced to disagree.
+    ow.core.teacher['fc.bias'] += 100 * F.one_hot((y[0] + 1) % 3, 3).float()
+    with torch.no_grad():
+        acc = (model.logits(x).argmax(1) == y).float().mean()
+    log = model.train_step(data, ow)
+    assert float(log['acc']) == pytest.approx(float(acc))
+
+
+def test_fp16_and_bf16():
+    assert_precisions_run(
+        MESA_W, make_model=toy_outputs, decay=0.5, start_epoch=0
+    )
+
+
+def test_resume_is_bit_identical_with_the_teacher_wrapper():
+    _, resumed = assert_resume_is_bit_identical(
+        MESA_W, make_model=toy_outputs, decay=0.5, start_epoch=0
+    )
+    assert resumed.core.num_steps == 6
+
+
+def test_model_without_the_outputs_mode_is_told_what_to_add():
+    model = toy()
+    ow = wrapper(model, MESA_W, start_epoch=0)
+    with pytest.raises(NotImplementedError, match='loss_and_outputs'):
+        train(model, ow, 1)
+
+
+@pytest.mark.parametrize(
+    'kw, match',
+    [
+        (dict(rho=0.05), "no 'rho'"),
+        (dict(decay=1.0), 'decay must be in'),
+        (dict(kl_weight=-0.1), 'kl_weight'),
+    ],
+)
+def test_wrapper_bad_settings_fail_at_build(kw, match):
+    with pytest.raises(ValueError, match=match):
+        wrapper(toy_outputs(), MESA_W, **kw)

@@ -5,11 +5,35 @@ import copy
 import io
 
 import torch
+import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
+
+from ausam_tasks.registry import MODELS
 
 from ..core.toy import ToyDataset, ToyNet, batch
 
 LR = 0.1
+
+
+@MODELS.register_module()
+class ToyNetWithOutputs(ToyNet):
+    """ToyNet plus the 'loss_and_outputs' mode (the logits)."""
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode != 'loss_and_outputs':
+            return super().forward(inputs, data_samples, mode)
+        logits = self.logits(inputs)
+        labels = torch.stack([s.label for s in data_samples])
+        return {
+            'loss_cls': F.cross_entropy(logits, labels, reduction='none'),
+            'acc': (logits.argmax(1) == labels).float().mean(),
+            'outputs': logits,
+        }
+
+
+def toy_outputs(seed=0, **kw):
+    torch.manual_seed(seed)
+    return ToyNetWithOutputs(**kw)
 
 
 def toy(seed=0, **kw):
@@ -65,11 +89,11 @@ def assert_resume_is_bit_identical(type, k=3, make_model=toy, **kw):
     return ow_full, ow_res
 
 
-def assert_precisions_run(type, **kw):
+def assert_precisions_run(type, make_model=toy, **kw):
     """fp16 (with loss scaling) and bf16 train and stay close to fp32."""
     results = {}
     for dtype in (None, 'float16', 'bfloat16'):
-        model = toy()
+        model = make_model()
         ow = wrapper(model, type, dtype=dtype, **kw)
         logs = train(model, ow, 3)
         assert all(torch.isfinite(log['loss']) for log in logs), dtype

@@ -1,2 +1,3 @@
 from .esam import ESAMOptimWrapper  # noqa: F401
+from .mesa import MESAOptimWrapper  # noqa: F401
 from .msam import MSAMOptimWrapper  # noqa: F401
