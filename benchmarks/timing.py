@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ausam_tasks.methods import ESAM, MESA, MSAM  # noqa: E402
+from ausam_tasks.methods import ESAM, MESA, MSAM, SAF  # noqa: E402
 from ausam_tasks.sam import AUSAM, SAM  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def method_steps(
     ``closure(pos)`` returns per-sample losses of the batch positions ``pos``
     (None: the whole batch), as ``ausam_tasks.sam`` expects. With
     ``outputs_closure`` (``closure(pos, with_outputs=True)`` gives
-    ``(losses, logits)``) MESA is timed too.
+    ``(losses, logits)``) MESA and SAF are timed too.
     """
     base = make_base()
 
@@ -72,6 +72,12 @@ def method_steps(
     if outputs_closure is not None:
         mesa = MESA(make_base(), start_epoch=0)
         steps['MESA'] = lambda: mesa.step(outputs_closure, model, epoch=1.0)
+        # SAF in steady state: epoch 1 against the outputs of epoch 0.
+        saf = SAF(make_base(), num_samples=dataset_size, lag=1, start_epoch=0)
+        saf.step(outputs_closure, idx, epoch=0.0, model=model)
+        steps['SAF'] = lambda: saf.step(
+            outputs_closure, idx, epoch=1.0, model=model
+        )
     return steps
 
 

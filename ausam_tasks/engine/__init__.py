@@ -3,6 +3,7 @@ from .hooks import SharpnessAwareLoggerHook
 from .methods.esam import ESAMOptimWrapper
 from .methods.mesa import MESAOptimWrapper
 from .methods.msam import MSAMOptimWrapper
+from .methods.saf import SAFOptimWrapper
 from .model import SAMDistributedDataParallel, SAMTrainStepMixin
 from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
 from .protocol import (
@@ -21,6 +22,7 @@ __all__ = [
     'MESAOptimWrapper',
     'MSAMOptimWrapper',
     'PROTOCOL',
+    'SAFOptimWrapper',
     'SAMOptimWrapper',
     'SAMTrainStepMixin',
     'SharpnessAwareLoggerHook',

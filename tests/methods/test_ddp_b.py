@@ -1,4 +1,4 @@
-"""ESAM, MSAM and MESA on 2 gloo ranks (torchrun) inside mmengine's
+"""ESAM, MSAM, MESA and SAF on 2 gloo ranks (torchrun) inside mmengine's
 Runner: every step ends with identical weights on both ranks."""
 
 import json
@@ -15,6 +15,7 @@ METHODS = {
     'esam': dict(type='ESAMOptimWrapper', rho=0.1, beta=0.5, gamma=0.5),
     'msam': dict(type='MSAMOptimWrapper', rho=0.5),
     'mesa': dict(type='MESAOptimWrapper', decay=0.5, start_epoch=1),
+    'saf': dict(type='SAFOptimWrapper', lag=1, start_epoch=1),
 }
 
 
@@ -75,3 +76,8 @@ def test_two_ranks_end_identical(method, ranks):
         assert not torch.equal(
             teacher0['fc.weight'], r0['params']['fc.weight']
         )
+    if method == 'saf':
+        # Each rank recorded all 64 samples' outputs in both epochs.
+        for key in ('outputs', 'recorded'):
+            assert torch.equal(r0['core'][key], r1['core'][key]), key
+        assert r0['core']['recorded'].tolist() == [[0] * 64, [1] * 64]
