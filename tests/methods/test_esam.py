@@ -205,3 +205,15 @@ def test_plain_pytorch_core():
     result = opt.step(closure, model=net)
     assert len(result.positions) == 4 and opt.num_steps == 1
     assert not torch.equal(before, net.weight)
+
+
+def test_only_the_first_pass_updates_batchnorm_statistics():
+    data = batch(ToyDataset(16), range(16))
+    model = toy()
+    reference = copy.deepcopy(model).train()
+    with torch.no_grad():  # exactly one forward at w
+        reference(torch.stack(data['inputs']).float())
+    model.train_step(data, wrapper(model, ESAM_W, rho=0.5))
+    assert torch.allclose(model.bn.running_mean, reference.bn.running_mean)
+    assert torch.allclose(model.bn.running_var, reference.bn.running_var)
+    assert model.bn.num_batches_tracked == 1

@@ -126,11 +126,15 @@ def test_wrapper_reads_the_epoch_and_logs_the_kl_term():
     model = toy_outputs()
     ow = wrapper(model, 'SAFOptimWrapper', lag=1, start_epoch=1)
     hub = MessageHub.get_instance('test_saf_epoch')
-    hub.update_info('epoch', 0)
-    log = train(model, ow, 1)[0]
-    assert 'loss_kl' not in log and 'sam_frac' not in log
-    hub.update_info('epoch', 1)
-    log = train(model, ow, 1)[0]  # the same 16 samples, one epoch later
+    try:
+        hub.update_info('epoch', 0)
+        log0 = train(model, ow, 1)[0]
+        hub.update_info('epoch', 1)
+        log = train(model, ow, 1)[0]  # the same 16 samples, one epoch on
+    finally:
+        # A fresh current hub without an epoch, for the tests that follow.
+        MessageHub.get_instance('test_saf_epoch_done')
+    assert 'loss_kl' not in log0 and 'sam_frac' not in log0
     assert float(log['loss_kl']) > 0
     assert (ow.core.recorded[:, :16] >= 0).all()
 
