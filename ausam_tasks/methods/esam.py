@@ -50,8 +50,9 @@ class ESAM(SAM):
        restore w, and update with that gradient (Eq. 3 on B+).
 
     beta = gamma = 1 is SAM exactly. The defaults beta = 0.6, gamma = 0.5
-    are the paper's CIFAR setting. The authors' code draws one Bernoulli
-    per parameter tensor; this follows the paper's per-weight mask.
+    are the authors' ResNet-18 CIFAR setting. The authors' code draws one
+    Bernoulli per parameter tensor; this follows the paper's per-weight
+    mask.
     """
 
     def __init__(
@@ -118,8 +119,10 @@ class ESAM(SAM):
             update()  # the scaler sees the overflow: skip, back off
             self.optimizer.zero_grad(set_to_none=True)
             return StepResult(losses=first, loss_before=l1, skipped=True)
-        self.perturb(step)
+        self.perturb(step)  # SWP (Sec. 3.1)
         self.optimizer.zero_grad(set_to_none=True)
+        # SDS (Sec. 3.2): rank the whole batch by its loss rise at w + eps
+        # without autograd, then forward/backward the top n only.
         k = len(l1)
         n = subset_size(k, self.gamma)
         try:

@@ -45,8 +45,9 @@ class MESA(SAM):
     which penalises sudden drops of the loss along the trajectory, SAF's
     replacement of SAM's sharpness term. Defaults: kl_weight (lambda) 0.8,
     temperature 5, start_epoch (E_start) 5 as in the authors' MESA
-    command; decay 0.9995. The authors' code adds the term when
-    ``epoch > E_start``; here from epoch ``start_epoch`` (0-based) on.
+    command; decay 0.9995 (their ImageNet command keeps timm's 0.9998).
+    The authors' code adds the term when ``epoch > E_start``; here from
+    epoch ``start_epoch`` (0-based) on.
 
     The closure must accept ``with_outputs=True`` and return
     ``(losses, outputs)`` with per-sample outputs (logits) of shape
