@@ -1,4 +1,5 @@
 from .checkpoint import allow_mmengine_checkpoints, load_checkpoint_file
+from .diagnostics_hook import SelectionDiagnosticsHook
 from .hooks import SharpnessAwareLoggerHook
 from .methods.esam import ESAMOptimWrapper
 from .methods.mesa import MESAOptimWrapper
@@ -25,6 +26,7 @@ __all__ = [
     'SAFOptimWrapper',
     'SAMOptimWrapper',
     'SAMTrainStepMixin',
+    'SelectionDiagnosticsHook',
     'SharpnessAwareLoggerHook',
     'SAMDistributedDataParallel',
     'allow_mmengine_checkpoints',

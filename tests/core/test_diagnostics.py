@@ -139,9 +139,15 @@ def test_probe_diagnostics_dlp_and_errors_against_direct_computation():
     scores = torch.linspace(0.1, 2.0, 16).double()
     scores[3] = math.nan  # never scored
     res = probe_diagnostics(
-        closure, params, 16, rho=0.3, alpha=0.5, draws=3, seed=7,
+        closure,
+        params,
+        16,
+        rho=0.3,
+        alpha=0.5,
+        draws=3,
+        seed=7,
         scores=scores,
-    )  # fmt: skip
+    )
     for p, b in zip(params, before):
         assert torch.equal(p, b)
     # DLP from per-sample sums equals a hand SAM step on the whole batch.
@@ -149,8 +155,9 @@ def test_probe_diagnostics_dlp_and_errors_against_direct_computation():
         res['dlp'], hand_dlp(net, x, y, 0.3), rtol=1e-4, atol=1e-7
     )
     G = flat_grads_vmap(net, x, y).double()
-    torch.testing.assert_close(res['grad_norm'], G.norm(dim=1), rtol=1e-5,
-                               atol=0)  # fmt: skip
+    torch.testing.assert_close(
+        res['grad_norm'], G.norm(dim=1), rtol=1e-5, atol=0
+    )
     assert res['subset_size'] == 8
     assert res['dlp_spearman'] == pytest.approx(
         stats.spearmanr(res['dlp'], G.norm(dim=1)).statistic, abs=1e-9
