@@ -57,6 +57,7 @@ def per_sample_grads(
     params: Sequence[torch.Tensor],
     size: int,
     weights: Optional[torch.Tensor] = None,
+    chunk_rows: Optional[int] = None,
 ) -> PerSampleGrads:
     """Exact per-sample gradients by one backward pass per sample.
 
@@ -66,6 +67,7 @@ def per_sample_grads(
     than ``torch.func.vmap`` because the loss belongs to the model and
     reads per-sample data (labels, targets) from Python objects that vmap
     cannot batch; the model protocol only promises ``closure(positions)``.
+    ``chunk_rows``: gradients buffered per product (default: ~64 MB).
     """
     params = list(params)
     if size < 1:
@@ -79,6 +81,11 @@ def per_sample_grads(
     sums = torch.zeros(w.shape[1], d, device=device)
     losses = torch.empty(size, dtype=torch.float64)
     norms = torch.empty(size, dtype=torch.float64)
+    # Rows wait in a buffer of at most ~64 MB, so weights^T G is a few
+    # matrix products rather than one memory-bound rank-1 update per row.
+    rows = chunk_rows or max(1, min(32, (1 << 24) // max(d, 1)))
+    buf = torch.empty(rows, d, device=device) if w.shape[1] else None
+    start = 0
     for i in range(size):
         loss = _total(closure(torch.tensor([i])))
         if loss.numel() != 1:
@@ -97,8 +104,11 @@ def per_sample_grads(
         )
         losses[i] = float(loss.detach())
         norms[i] = float(torch.linalg.vector_norm(g.double()))
-        if w.shape[1]:
-            sums.addr_(w[i], g)  # sums += outer(w_i, g_i)
+        if buf is not None:
+            buf[i - start] = g
+            if i + 1 - start == rows or i + 1 == size:
+                sums.addmm_(w[start : i + 1].T, buf[: i + 1 - start])
+                start = i + 1
     return PerSampleGrads(losses, norms, sums)
 
 

@@ -83,6 +83,8 @@ def test_per_sample_grads_match_torch_func_and_weighted_sums():
     torch.testing.assert_close(
         res.sums.double(), w.double().T @ G, rtol=1e-5, atol=1e-7
     )
+    chunked = per_sample_grads(closure_for(net, x, y), params, len(x), w, 5)
+    torch.testing.assert_close(chunked.sums, res.sums, rtol=1e-5, atol=1e-7)
     with torch.no_grad():
         expect = F.cross_entropy(net(x), y, reduction='none').double()
     torch.testing.assert_close(res.losses, expect, rtol=1e-6, atol=0)
