@@ -57,8 +57,8 @@ class SelectionDiagnosticsHook(Hook):
     fixed seed, so every diagnostic sees the same inputs.
 
     Cost per diagnostic: 2 P single-sample forward/backward passes (at w
-    and at w + eps) plus O((2 R + 1) d) memory for d parameters; about
-    2.4 s for ResNet-20 (width 16, 16x16 inputs, P = 256) on one CPU core.
+    and at w + eps) and O((2 R + 1) d) memory for d parameters; 14 s for
+    ResNet-20 (width 16, 16x16 inputs, P = 256) on one shared CPU core.
 
     Args:
         interval: run after every ``interval``-th training epoch.
