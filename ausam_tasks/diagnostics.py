@@ -195,12 +195,19 @@ def ranks(x: torch.Tensor) -> torch.Tensor:
     return avg[inverse]
 
 
-def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Pearson's r; NaN for fewer than 2 pairs or a constant input."""
+def _finite_pairs(x, y) -> tuple:
     x = torch.as_tensor(x).double().flatten()
     y = torch.as_tensor(y).double().flatten()
     if x.numel() != y.numel():
         raise ValueError(f'{x.numel()} values against {y.numel()}')
+    keep = torch.isfinite(x) & torch.isfinite(y)
+    return x[keep], y[keep]
+
+
+def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Pearson's r over the pairs where both values are finite; NaN for
+    fewer than 2 such pairs or a constant input."""
+    x, y = _finite_pairs(x, y)
     if x.numel() < 2:
         return math.nan
     xc, yc = x - x.mean(), y - y.mean()
@@ -211,10 +218,9 @@ def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Spearman's rho: Pearson's r of the (tie-averaged) ranks."""
-    x, y = torch.as_tensor(x).flatten(), torch.as_tensor(y).flatten()
-    if x.numel() != y.numel():
-        raise ValueError(f'{x.numel()} values against {y.numel()}')
+    """Spearman's rho: Pearson's r of the (tie-averaged) ranks of the
+    pairs where both values are finite (e.g. scored samples only)."""
+    x, y = _finite_pairs(x, y)
     return pearson(ranks(x), ranks(y)) if x.numel() >= 2 else math.nan
 
 

@@ -223,6 +223,11 @@ def test_correlations_equal_scipy(seed):
         torch.tensor([3.5, 1.0, 3.5, 2.0]).double(),
     )
     assert math.isnan(spearman(torch.ones(5), x[:5]))
+    # Pairs with a NaN (never-scored samples) are left out.
+    xn = torch.cat([x, torch.tensor([math.nan, 1.0]).double()])
+    yn = torch.cat([y, torch.tensor([5.0, math.inf]).double()])
+    assert spearman(xn, yn) == pytest.approx(spearman(x, y), abs=1e-12)
+    assert pearson(xn, yn) == pytest.approx(pearson(x, y), abs=1e-12)
     assert math.isnan(pearson(x[:1], y[:1]))
 
 
