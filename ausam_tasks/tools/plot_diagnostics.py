@@ -138,7 +138,7 @@ def plot(work_dir: str, out: Optional[str] = None) -> str:
         a.bar(range(len(hist)), hist)
         never = arrays['scalars'].get('diag/coverage_never_frac', 0.0)
         a.set(
-            xlabel='times selected since epoch '
+            xlabel='times selected after epoch '
             f'{arrays.get("coverage_since_epoch")}',
             ylabel='samples',
             title=f'epoch {arrays["epoch"]}: coverage, '
