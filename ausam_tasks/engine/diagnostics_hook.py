@@ -1,6 +1,7 @@
 """A hook that checks, during a run, whether AUSAM's scores carry
 information (Lemma 1 and Theorem 4 of the paper); see docs/diagnostics.md."""
 
+import contextlib
 import json
 import math
 import os
@@ -18,7 +19,7 @@ from mmengine.registry import HOOKS  # root: any scope finds it
 from ..diagnostics import coverage, probe_diagnostics
 from ..sam import second_pass
 from ..selection import s_max_at
-from .protocol import per_sample_losses, sample_indices, subset_batch
+from .protocol import LossClosure, sample_indices
 
 CKPT_KEY = 'selection_diagnostics'
 
@@ -237,11 +238,8 @@ class SelectionDiagnosticsHook(Hook):
             and getattr(p, 'sam_perturb', True)
         ]
 
-        def closure(pos):
-            sub = subset_batch(data, pos, size)
-            out = model(**sub, mode='loss')
-            return per_sample_losses(out, size if pos is None else len(pos))
-
+        # The model protocol's own closure, in fp32 (no autocast context).
+        closure = LossClosure(data, size, model, contextlib.nullcontext)
         scores = None
         s_min = s_max = None
         if self._scored:
