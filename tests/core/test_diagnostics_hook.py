@@ -2,7 +2,11 @@
 
 import glob
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,3 +137,36 @@ def test_bad_settings_fail_early_and_name_the_setting(tmp_path):
     sgd = dict(type='OptimWrapper', optimizer=AUSAM['optimizer'])
     with pytest.raises(ValueError, match='has no rho; set rho'):
         train(tmp_path / 'b', sgd)
+
+
+def test_two_process_ddp_computes_on_rank_0_and_keeps_ranks_identical(
+    tmp_path,
+):
+    worker = Path(__file__).with_name('ddp_diagnostics_worker.py')
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--standalone',
+            '--nproc_per_node',
+            '2',
+            str(worker),
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = torch.load(tmp_path / 'rank0.pt')
+    r1 = torch.load(tmp_path / 'rank1.pt')
+    for k, v in r0['model'].items():
+        assert torch.equal(v, r1['model'][k]), k
+    assert torch.equal(r0['count'], r1['count'])
+    assert 'diag/dlp_spearman' in r0['diag_keys'] and not r1['diag_keys']
+    lines = diag_lines(tmp_path / 'work')
+    assert [x['epoch'] for x in lines] == [1, 2]
+    assert 'diag/coverage_never_frac' in lines[1]
