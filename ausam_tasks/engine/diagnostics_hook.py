@@ -218,11 +218,9 @@ class SelectionDiagnosticsHook(Hook):
         if (runner.epoch + 1) % self.interval or not is_main_process():
             return
         start = time.perf_counter()
-        model = (
-            runner.model.module
-            if is_model_wrapper(runner.model)
-            else (runner.model)
-        )
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
         if self._probe is None:
             self._build_probe(runner, model)
         data, size = self._probe, self.num_probe
