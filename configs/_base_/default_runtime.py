@@ -1,6 +1,7 @@
 # Runtime shared by every task: registry scope, hooks, logging, DDP wrapper.
 default_scope = 'ausam_tasks'
-# A task's configs extend this with their package: imports=['ausam_tasks', 'tasks.<task>'].
+# A task's configs extend this with their package: imports=['ausam_tasks',
+# 'tasks.<task>'].
 custom_imports = dict(imports=['ausam_tasks'], allow_failed_imports=False)
 
 default_hooks = dict(
@@ -13,7 +14,8 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
-# Per-epoch wall time, fraction of samples the SAM passes used, AUSAM score statistics.
+# Per-epoch wall time, fraction of samples the SAM passes used, AUSAM score
+# statistics.
 custom_hooks = [dict(type='SharpnessAwareLoggerHook')]
 
 env_cfg = dict(
@@ -22,8 +24,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
-# mmengine's own DDP wrapper bypasses the model's train_step; this one runs the SAM-family
-# step through DDP's forward (harmless without distributed training).
+# mmengine's own DDP wrapper bypasses the model's train_step; this one runs the
+# SAM-family step through DDP's forward (harmless without distributed
+# training).
 model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
 
 vis_backends = [dict(type='LocalVisBackend')]

@@ -1,5 +1,5 @@
-# Runtime shared by the SimCC pose configs (scope: tasks.pose_simcc).
-# The scope's registries are children of mmpose's for data/codecs/metrics and of
+# Runtime shared by the SimCC pose configs (scope: tasks.pose_simcc). The
+# scope's registries are children of mmpose's for data/codecs/metrics and of
 # mmengine's for models, so mmpose.models is never imported.
 default_scope = 'tasks.pose_simcc'
 custom_imports = dict(

@@ -1,6 +1,7 @@
-# Runtime of the QAT configs: the shared runtime plus the calibration hook, which sets every
-# quantizer's range/step from 16 training batches before the first iteration (skipped when the
-# quantizer state comes from a checkpoint), and the core's per-epoch SAM/AUSAM logging.
+# Runtime of the QAT configs: the shared runtime plus the calibration hook,
+# which sets every quantizer's range/step from 16 training batches before the
+# first iteration (skipped when the quantizer state comes from a checkpoint),
+# and the core's per-epoch SAM/AUSAM logging.
 _base_ = ['./default_runtime.py']
 custom_hooks = [
     dict(type='SharpnessAwareLoggerHook'),

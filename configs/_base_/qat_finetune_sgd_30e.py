@@ -1,11 +1,12 @@
-# QAT fine-tuning schedule (shared by configs/qat/), starting from a full-precision checkpoint:
-# 30 epochs of SGD lr 0.01 (batch 128), momentum 0.9, weight decay 5e-4, cosine decay to 0
-# (stepped per iteration).
+# QAT fine-tuning schedule (shared by configs/qat/), starting from a
+# full-precision checkpoint: 30 epochs of SGD lr 0.01 (batch 128), momentum
+# 0.9, weight decay 5e-4, cosine decay to 0 (stepped per iteration).
 max_epochs = 30
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),
-    # LSQ step sizes (parameters named '*_quantizer.scale') get no weight decay.
+    # LSQ step sizes (parameters named '*_quantizer.scale') get no weight
+    # decay.
     paramwise_cfg=dict(custom_keys={'_quantizer.': dict(decay_mult=0.0)}),
 )
 param_scheduler = [

@@ -1,13 +1,4 @@
-# MobileNetV1 on Tiny-ImageNet resized to 224x224, SAM+Random-0.5: SAM (rho 0.1) on a uniformly drawn half of
-# each batch (the paper's dynamic-pruning baseline; no scoring epoch needed).
-_base_ = ['./mobilenet-v1_sgd_1xb128_tiny-imagenet-224.py']
-optim_wrapper = dict(
-    type='AUSAMOptimWrapper',
-    rho=0.1,
-    alpha=0.5,
-    s_min=0.1,
-    s_max=0.5,
-    warmup_epochs=0,
-    init_epochs=0,
-    selector='uniform',
-)
+# MobileNetV1 on Tiny-ImageNet-224, SAM+Random-0.5: a uniform half of each
+# batch (the paper's dynamic-pruning baseline; no scoring epoch).
+_base_ = ['./mobilenet-v1_ausam-a0.5_1xb128_tiny-imagenet-224.py']
+optim_wrapper = dict(selector='uniform', warmup_epochs=0, init_epochs=0)

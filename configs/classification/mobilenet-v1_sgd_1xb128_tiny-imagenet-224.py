@@ -1,5 +1,6 @@
-# MobileNetV1 on Tiny-ImageNet resized to 224x224, SGD baseline (paper Table 3).
-# 200 epochs, batch 128, cosine, Cutout; SGD lr 0.1, momentum 0.9, weight decay 5e-4.
+# MobileNetV1 on Tiny-ImageNet resized to 224x224, SGD baseline (paper Table
+# 3). 200 epochs, batch 128, cosine, Cutout; SGD lr 0.1, momentum 0.9, weight
+# decay 5e-4.
 _base_ = [
     '../_base_/models/mobilenet-v1.py',
     '../_base_/datasets/tiny-imagenet-224_bs128.py',

@@ -1,5 +1,6 @@
-# PyramidNet-110 (alpha 270, basic blocks) on CIFAR-10, AUSAM-0.5: SAM (rho 0.05) on an ADLP-sampled 50% of
-# each batch; s_min 0.1, s_max 1.0 (ramped over 30 epochs), one full-SAM epoch to score every sample.
+# PyramidNet-110 (alpha 270, basic blocks) on CIFAR-10, AUSAM-0.5: SAM (rho
+# 0.05) on an ADLP-sampled 50% of each batch; s_min 0.1, s_max 1.0 (ramped over
+# 30 epochs), one full-SAM epoch to score every sample.
 _base_ = ['./pyramidnet110-a270_sgd_1xb128_cifar10.py']
 optim_wrapper = dict(
     type='AUSAMOptimWrapper',

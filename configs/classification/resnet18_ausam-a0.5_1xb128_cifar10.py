@@ -1,5 +1,6 @@
-# ResNet-18 (3x3 stem, no max-pool) on CIFAR-10, AUSAM-0.5: SAM (rho 0.05) on an ADLP-sampled 50% of
-# each batch; s_min 0.1, s_max 0.5 (ramped over 30 epochs), one full-SAM epoch to score every sample.
+# ResNet-18 (3x3 stem, no max-pool) on CIFAR-10, AUSAM-0.5: SAM (rho 0.05) on
+# an ADLP-sampled 50% of each batch; s_min 0.1, s_max 0.5 (ramped over 30
+# epochs), one full-SAM epoch to score every sample.
 _base_ = ['./resnet18_sgd_1xb128_cifar10.py']
 optim_wrapper = dict(
     type='AUSAMOptimWrapper',

@@ -1,14 +1,3 @@
-# ResNet-18 (3x3 stem, no max-pool) on CIFAR-10, AUSAM-0.7: SAM (rho 0.05) on an ADLP-sampled 70% of
-# each batch; s_min 0.1, s_max 0.5 (ramped over 30 epochs), one full-SAM epoch to score every sample.
-_base_ = ['./resnet18_sgd_1xb128_cifar10.py']
-optim_wrapper = dict(
-    type='AUSAMOptimWrapper',
-    rho=0.05,
-    alpha=0.7,
-    s_min=0.1,
-    s_max=0.5,
-    warmup_epochs=30,
-    init_epochs=1,
-    selector='adlp',
-    score_average='mean',
-)
+# ResNet-18 on CIFAR-10, AUSAM-0.7: AUSAM-0.5 on 70% of each batch.
+_base_ = ['./resnet18_ausam-a0.5_1xb128_cifar10.py']
+optim_wrapper = dict(alpha=0.7)

@@ -1,5 +1,6 @@
-# ResNet-50 (3x3 stem, no max-pool) on Tiny-ImageNet 64x64, SGD baseline (paper Table 3).
-# 200 epochs, batch 128, cosine, Cutout; SGD lr 0.1, momentum 0.9, weight decay 5e-4.
+# ResNet-50 (3x3 stem, no max-pool) on Tiny-ImageNet 64x64, SGD baseline (paper
+# Table 3). 200 epochs, batch 128, cosine, Cutout; SGD lr 0.1, momentum 0.9,
+# weight decay 5e-4.
 _base_ = [
     '../_base_/models/resnet50.py',
     '../_base_/datasets/tiny-imagenet_bs128.py',

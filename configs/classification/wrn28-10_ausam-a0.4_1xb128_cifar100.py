@@ -1,14 +1,3 @@
-# WideResNet-28-10 on CIFAR-100, AUSAM-0.4: SAM (rho 0.1) on an ADLP-sampled 40% of
-# each batch; s_min 0.1, s_max 0.5 (ramped over 30 epochs), one full-SAM epoch to score every sample.
-_base_ = ['./wrn28-10_sgd_1xb128_cifar100.py']
-optim_wrapper = dict(
-    type='AUSAMOptimWrapper',
-    rho=0.1,
-    alpha=0.4,
-    s_min=0.1,
-    s_max=0.5,
-    warmup_epochs=30,
-    init_epochs=1,
-    selector='adlp',
-    score_average='mean',
-)
+# WRN-28-10 on CIFAR-100, AUSAM-0.4: AUSAM-0.5 on 40% of each batch.
+_base_ = ['./wrn28-10_ausam-a0.5_1xb128_cifar100.py']
+optim_wrapper = dict(alpha=0.4)

@@ -1,13 +1,4 @@
-# WideResNet-28-10 on CIFAR-10, SAM+Random-0.5: SAM (rho 0.05) on a uniformly drawn half of
-# each batch (the paper's dynamic-pruning baseline; no scoring epoch needed).
-_base_ = ['./wrn28-10_sgd_1xb128_cifar10.py']
-optim_wrapper = dict(
-    type='AUSAMOptimWrapper',
-    rho=0.05,
-    alpha=0.5,
-    s_min=0.1,
-    s_max=0.5,
-    warmup_epochs=0,
-    init_epochs=0,
-    selector='uniform',
-)
+# WRN-28-10 on CIFAR-10, SAM+Random-0.5: a uniform half of each batch
+# (the paper's dynamic-pruning baseline; no scoring epoch).
+_base_ = ['./wrn28-10_ausam-a0.5_1xb128_cifar10.py']
+optim_wrapper = dict(selector='uniform', warmup_epochs=0, init_epochs=0)

@@ -1,5 +1,5 @@
-# WideResNet-28-10 on CIFAR-10, SGD baseline (paper Table 2).
-# 200 epochs, batch 128, cosine, Cutout; SGD lr 0.1, momentum 0.9, weight decay 5e-4.
+# WideResNet-28-10 on CIFAR-10, SGD baseline (paper Table 2). 200 epochs, batch
+# 128, cosine, Cutout; SGD lr 0.1, momentum 0.9, weight decay 5e-4.
 _base_ = [
     '../_base_/models/wrn28-10.py',
     '../_base_/datasets/cifar10_bs128.py',

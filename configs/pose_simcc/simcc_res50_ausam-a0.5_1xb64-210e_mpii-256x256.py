@@ -1,7 +1,6 @@
 # AUSAM at alpha 0.5 with Adam as the base optimizer (paper Table 4, "AUSAM"):
 # each step runs both SAM passes on half of the batch, drawn by ADLP score.
-_base_ = ['../_base_/pose_simcc_res50_mpii-256x256.py']
-
+_base_ = ['./simcc_res50_adam_1xb64-210e_mpii-256x256.py']
 optim_wrapper = dict(
     type='AUSAMOptimWrapper',
     alpha=0.5,
@@ -12,5 +11,4 @@ optim_wrapper = dict(
     init_epochs=1,
     selector='adlp',
     score_average='mean',
-    optimizer=dict(type='Adam', lr=5e-4),
 )

@@ -1,7 +1,7 @@
-# CPU smoke run (about a minute): a tiny CNN on the generated stick-figure data,
-#   python -m tasks.pose_simcc.fixtures data/mpii_synthetic
-# Same data format, pipeline, metric and AUSAM wrapper as the MPII configs.
-_base_ = ['../_base_/pose_simcc_res50_mpii-256x256.py']
+# CPU smoke run (about a minute): a tiny CNN on the generated stick-figure
+# data, python -m tasks.pose_simcc.fixtures data/mpii_synthetic Same data
+# format, pipeline, metric and AUSAM wrapper as the MPII configs.
+_base_ = ['./simcc_res50_adam_1xb64-210e_mpii-256x256.py']
 
 data_root = 'data/mpii_synthetic/'
 input_size = (64, 64)

@@ -1,6 +1,7 @@
-# W4A4 quantization-aware training of MobileNetV1 (first conv stride 1) on CIFAR-10, SGD (paper
-# Table 6). Starts from the checkpoint of ./mobilenet-v1_float_sgd_1xb128_cifar10.py. Same
-# quantization as the ResNet-18 configs (depthwise convs are quantized per output channel too).
+# W4A4 quantization-aware training of MobileNetV1 (first conv stride 1) on
+# CIFAR-10, SGD (paper Table 6). Starts from the checkpoint of
+# ./mobilenet-v1_float_sgd_1xb128_cifar10.py. Same quantization as the
+# ResNet-18 configs (depthwise convs are quantized per output channel too).
 _base_ = [
     '../_base_/datasets/cifar10_bs128.py',
     '../_base_/qat_finetune_sgd_30e.py',

@@ -1,5 +1,6 @@
-# W4A4 QAT of ResNet-18 on CIFAR-10 with AUSAM-0.5: SAM (rho 0.05) on an ADLP-sampled half of each
-# batch; s_min 0.1, s_max 0.5 ramped over 5 of the 30 epochs, one full-SAM epoch to score samples.
+# W4A4 QAT of ResNet-18 on CIFAR-10 with AUSAM-0.5: SAM (rho 0.05) on an
+# ADLP-sampled half of each batch; s_min 0.1, s_max 0.5 ramped over 5 of the 30
+# epochs, one full-SAM epoch to score samples.
 _base_ = ['./resnet18_w4a4_sgd_1xb128_cifar10.py']
 optim_wrapper = dict(
     type='AUSAMOptimWrapper',

@@ -1,6 +1,7 @@
 # CIFAR-100 (python pickle batches; download=True fetches them into data_root).
-# Batch augmentation path: the dataloader only decodes and packs uint8 images; the data
-# preprocessor pads-and-crops (4 px), flips and applies Cutout on the device.
+# Batch augmentation path: the dataloader only decodes and packs uint8 images;
+# the data preprocessor pads-and-crops (4 px), flips and applies Cutout on the
+# device.
 dataset_type = 'CIFAR100'
 data_root = 'data/cifar100'
 data_preprocessor = dict(

@@ -1,7 +1,8 @@
 # CIFAR-100 (python pickle batches; download=True fetches them into data_root).
-# CPU augmentation path: albumentations pads-and-crops, flips, normalises and applies Cutout
-# per image in the dataloader workers; the data preprocessor only stacks.
-# Same augmentation distribution as cifar100_bs128.py (see tests/classification/test_augment.py).
+# CPU augmentation path: albumentations pads-and-crops, flips, normalises and
+# applies Cutout per image in the dataloader workers; the data preprocessor
+# only stacks. Same augmentation distribution as cifar100_bs128.py (see
+# tests/classification/test_augment.py).
 _base_ = ['./cifar100_bs128.py']
 data_preprocessor = dict(
     _delete_=True,

@@ -1,7 +1,8 @@
-# Tiny-ImageNet-200 resized to 224x224 after augmentation at 64x64 (MobileNetV1 in the paper).
-# CPU augmentation path: albumentations pads-and-crops, flips, normalises and applies Cutout
-# per image in the dataloader workers; the data preprocessor only stacks.
-# Same augmentation distribution as tiny-imagenet-224_bs128.py (see tests/classification/test_augment.py).
+# Tiny-ImageNet-200 resized to 224x224 after augmentation at 64x64 (MobileNetV1
+# in the paper). CPU augmentation path: albumentations pads-and-crops, flips,
+# normalises and applies Cutout per image in the dataloader workers; the data
+# preprocessor only stacks. Same augmentation distribution as
+# tiny-imagenet-224_bs128.py (see tests/classification/test_augment.py).
 _base_ = ['./tiny-imagenet-224_bs128.py']
 data_preprocessor = dict(
     _delete_=True,

@@ -1,6 +1,7 @@
-# Tiny-ImageNet-200 at its native 64x64 (released layout under data_root). Cutout 32 = half the side, as 16 on CIFAR's 32.
-# Batch augmentation path: the dataloader only decodes and packs uint8 images; the data
-# preprocessor pads-and-crops (4 px), flips and applies Cutout on the device.
+# Tiny-ImageNet-200 at its native 64x64 (released layout under data_root).
+# Cutout 32 = half the side, as 16 on CIFAR's 32. Batch augmentation path: the
+# dataloader only decodes and packs uint8 images; the data preprocessor
+# pads-and-crops (4 px), flips and applies Cutout on the device.
 dataset_type = 'TinyImageNet'
 data_root = 'data/tiny-imagenet-200'
 data_preprocessor = dict(

@@ -1,7 +1,9 @@
-# Tiny-ImageNet-200 at its native 64x64 (released layout under data_root). Cutout 32 = half the side, as 16 on CIFAR's 32.
-# CPU augmentation path: albumentations pads-and-crops, flips, normalises and applies Cutout
-# per image in the dataloader workers; the data preprocessor only stacks.
-# Same augmentation distribution as tiny-imagenet_bs128.py (see tests/classification/test_augment.py).
+# Tiny-ImageNet-200 at its native 64x64 (released layout under data_root).
+# Cutout 32 = half the side, as 16 on CIFAR's 32. CPU augmentation path:
+# albumentations pads-and-crops, flips, normalises and applies Cutout per image
+# in the dataloader workers; the data preprocessor only stacks. Same
+# augmentation distribution as tiny-imagenet_bs128.py (see
+# tests/classification/test_augment.py).
 _base_ = ['./tiny-imagenet_bs128.py']
 data_preprocessor = dict(
     _delete_=True,

@@ -1,4 +1,5 @@
-# mobilenet-v1; the leaf config sets net.num_classes and the data preprocessor of its dataset.
+# mobilenet-v1; the leaf config sets net.num_classes and the data preprocessor
+# of its dataset.
 model = dict(
     type='ImageClassifier',
     net=dict(type='mobilenet_v1', num_classes=10),

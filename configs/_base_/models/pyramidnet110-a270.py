@@ -1,4 +1,5 @@
-# pyramidnet110-a270; the leaf config sets net.num_classes and the data preprocessor of its dataset.
+# pyramidnet110-a270; the leaf config sets net.num_classes and the data
+# preprocessor of its dataset.
 model = dict(
     type='ImageClassifier',
     net=dict(type='pyramidnet110', alpha=270, num_classes=10),

@@ -1,4 +1,5 @@
-# resnet18; the leaf config sets net.num_classes and the data preprocessor of its dataset.
+# resnet18; the leaf config sets net.num_classes and the data preprocessor of
+# its dataset.
 model = dict(
     type='ImageClassifier',
     net=dict(type='resnet18', stem='cifar', num_classes=10),

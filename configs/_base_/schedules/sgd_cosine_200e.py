@@ -1,5 +1,5 @@
-# The paper's recipe: 200 epochs, SGD lr 0.1 (batch 128), momentum 0.9, weight decay 5e-4,
-# cosine decay to 0 (stepped per iteration).
+# The paper's recipe: 200 epochs, SGD lr 0.1 (batch 128), momentum 0.9, weight
+# decay 5e-4, cosine decay to 0 (stepped per iteration).
 max_epochs = 200
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -19,5 +19,6 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
-# Scale lr with the total batch when training with another batch size (--auto-scale-lr).
+# Scale lr with the total batch when training with another batch size
+# (--auto-scale-lr).
 auto_scale_lr = dict(base_batch_size=128, enable=False)
