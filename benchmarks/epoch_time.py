@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tasks.classification  # noqa: E402,F401
-from ausam_tasks.registry import MODELS  # noqa: E402
 from tasks.classification.data_prep import extract_cifar10_jpg  # noqa: E402
 from tasks.classification.datasets import ImageFolder  # noqa: E402
+from tasks.classification.registry import MODELS  # noqa: E402
 from tasks.classification.transforms import CIFAR_MEAN, CIFAR_STD  # noqa: E402
 
 SGD = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -209,7 +209,7 @@ def main(argv=None):
     num_classes = len(
         [d for d in Path(args.data_root).iterdir() if d.is_dir()]
     )
-    DefaultScope.get_instance('epoch_time', scope_name='ausam_tasks')
+    DefaultScope.get_instance('epoch_time', scope_name='tasks.classification')
 
     rows = []
     for path in args.paths:

@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
+from mmengine.registry import HOOKS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import tasks.classification  # noqa: E402,F401
-from ausam_tasks.registry import HOOKS  # noqa: E402
 from tasks.classification.data_prep import (
     CIFAR10_JPG_TAR,
     extract_cifar10_jpg,

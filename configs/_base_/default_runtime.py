@@ -1,8 +1,9 @@
-# Runtime shared by every task: registry scope, hooks, logging, DDP wrapper.
-default_scope = 'ausam_tasks'
-# A task's configs extend this with their package: imports=['ausam_tasks',
-# 'tasks.<task>'].
-custom_imports = dict(imports=['ausam_tasks'], allow_failed_imports=False)
+# Runtime of the classification configs (the QAT runtime extends it): the
+# task's registry scope, hooks, logging, DDP wrapper.
+default_scope = 'tasks.classification'
+custom_imports = dict(
+    imports=['ausam_tasks', 'tasks.classification'], allow_failed_imports=False
+)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

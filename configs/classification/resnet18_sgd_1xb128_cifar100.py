@@ -7,9 +7,6 @@ _base_ = [
     '../_base_/schedules/sgd_cosine_200e.py',
     '../_base_/default_runtime.py',
 ]
-custom_imports = dict(
-    imports=['ausam_tasks', 'tasks.classification'], allow_failed_imports=False
-)
 model = dict(
     net=dict(num_classes=100), data_preprocessor={{_base_.data_preprocessor}}
 )

@@ -10,10 +10,6 @@ _base_ = [
     '../_base_/qat_finetune_sgd_30e.py',
     '../_base_/qat_default_runtime.py',
 ]
-custom_imports = dict(
-    imports=['ausam_tasks', 'tasks.classification', 'tasks.qat'],
-    allow_failed_imports=False,
-)
 model = dict(
     type='QuantizedClassifier',
     model=dict(

@@ -10,9 +10,9 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from ausam_tasks.engine import SAMTrainStepMixin
-from ausam_tasks.registry import MODELS
 
 from .data_sample import ClsDataSample
+from .registry import MODELS
 
 
 @MODELS.register_module()

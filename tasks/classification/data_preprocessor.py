@@ -8,9 +8,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor
 
-from ausam_tasks.registry import MODELS
-
 from . import augment
+from .registry import MODELS
 
 
 @MODELS.register_module()

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from mmengine.dataset import BaseDataset
 
-from ausam_tasks.registry import DATASETS, TRANSFORMS
+from .registry import DATASETS, TRANSFORMS
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 

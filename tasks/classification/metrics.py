@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 
 from mmengine.evaluator import BaseMetric
 
-from ausam_tasks.registry import METRICS
+from .registry import METRICS
 
 
 @METRICS.register_module()

@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 
-from ausam_tasks.registry import TRANSFORMS
-
 from .data_sample import ClsDataSample
+from .registry import TRANSFORMS
 
 CIFAR_MEAN = (125.307, 122.961, 113.8575)  # 0-255 units, CIFAR-10 training set
 CIFAR_STD = (51.5865, 50.847, 51.255)

@@ -19,9 +19,9 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 
 from ausam_tasks.engine.checkpoint import load_checkpoint_file
-from ausam_tasks.registry import HOOKS, MODELS
 
 from .quantize import calibrate, is_calibrated, quantize_model, quantizers
+from .registry import HOOKS, MODELS
 
 
 def load_float_checkpoint(model: nn.Module, path: str) -> None:

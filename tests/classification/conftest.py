@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 from tasks.classification.data_prep import (
     synthetic_images,
@@ -100,3 +101,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def classification_scope():
+    """Build from this task's scope, whatever scope an earlier test's Runner
+    left current; restored afterwards."""
+    with DefaultScope.overwrite_default_scope('tasks.classification'):
+        yield

@@ -7,8 +7,8 @@ from mmengine.evaluator import Evaluator
 
 import tasks.classification  # noqa: F401
 from ausam_tasks.engine import AUSAMOptimWrapper
-from ausam_tasks.registry import METRICS, MODELS
 from tasks.classification import ClsDataSample, ImageClassifier
+from tasks.classification.registry import METRICS, MODELS
 from tasks.classification.transforms import CIFAR_MEAN, CIFAR_STD
 
 

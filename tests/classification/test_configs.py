@@ -17,7 +17,7 @@ from mmengine.utils import import_modules_from_strings
 import tasks.classification  # noqa: F401
 from ausam_tasks.engine import AUSAMOptimWrapper, SAMOptimWrapper
 from ausam_tasks.engine.checkpoint import load_checkpoint_file
-from ausam_tasks.registry import MODELS
+from tasks.classification.registry import MODELS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'classification'
 CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
@@ -222,7 +222,7 @@ def test_cpu_augmentation_bases_swap_in(dataset_base, roots, tmp_path):
         ds = cfg[key].dataset
         ds.data_root = str(roots[ds.type])
         ds.pop('download', None)
-    with DefaultScope.overwrite_default_scope('ausam_tasks'):
+    with DefaultScope.overwrite_default_scope('tasks.classification'):
         model = MODELS.build(cfg.model)
         batch = next(
             iter(Runner.build_dataloader(cfg.train_dataloader, seed=0))

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import tasks.classification  # noqa: F401
-from ausam_tasks.registry import DATASETS
 from tasks.classification.data_prep import (
     CIFAR10_JPG_TAR,
     extract_cifar10_jpg,
     synthetic_images,
 )
 from tasks.classification.datasets import CIFAR10, ImageFolder, TinyImageNet
+from tasks.classification.registry import DATASETS
 
 PIPE = [dict(type='LoadClsImage'), dict(type='PackClsInputs')]
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 import tasks.classification  # noqa: F401
-from ausam_tasks.registry import MODELS
 from tasks.classification.models import (
     PyramidNet,
     WideResNet,
@@ -15,6 +14,7 @@ from tasks.classification.models import (
     resnet50,
     wide_resnet28_10,
 )
+from tasks.classification.registry import MODELS
 
 
 def n_params(model):

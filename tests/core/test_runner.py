@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 from mmengine.runner import Runner
-
-from ausam_tasks.registry import HOOKS
 
 from .toy import runner_cfg
 

@@ -10,7 +10,7 @@ from ausam_tasks.tools import train as train_tool
 CONFIG = textwrap.dedent("""
     custom_imports = dict(imports=['ausam_tasks', 'tests.core.toy'],
                           allow_failed_imports=False)
-    default_scope = 'ausam_tasks'
+    default_scope = 'mmengine'
     model = dict(type='ToyNet')
     _data = dict(dataset=dict(type='ToyDataset', size=32),
                  sampler=dict(type='DefaultSampler', shuffle=True),

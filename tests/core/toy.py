@@ -5,12 +5,12 @@ import copy
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
+from mmengine.registry import DATASETS, MODELS
 from mmengine.structures import BaseDataElement
 from torch import nn
 from torch.utils.data import Dataset
 
 from ausam_tasks.engine import SAMTrainStepMixin
-from ausam_tasks.registry import DATASETS, MODELS
 
 
 @MODELS.register_module()
@@ -122,7 +122,7 @@ def runner_cfg(
             checkpoint=dict(type='CheckpointHook', interval=1),
             logger=dict(type='LoggerHook', interval=1),
         ),
-        default_scope='ausam_tasks',
+        default_scope='mmengine',
         randomness=dict(seed=seed, deterministic=False),
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
         model_wrapper_cfg=dict(type='SAMDistributedDataParallel'),
@@ -133,8 +133,7 @@ def runner_cfg(
 
 
 from mmengine.evaluator import BaseMetric  # noqa: E402
-
-from ausam_tasks.registry import METRICS  # noqa: E402
+from mmengine.registry import METRICS  # noqa: E402
 
 
 @METRICS.register_module()

@@ -7,8 +7,7 @@ import io
 import torch
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
-
-from ausam_tasks.registry import MODELS
+from mmengine.registry import MODELS
 
 from ..core.toy import ToyDataset, ToyNet, batch
 

@@ -11,12 +11,12 @@ from mmengine.runner import Runner
 
 import ausam_tasks  # noqa: F401
 import tasks.classification  # noqa: F401
-from ausam_tasks.registry import MODELS
 from tasks.classification.data_prep import (
     synthetic_images,
     write_cifar_pickles,
 )
 from tasks.qat import QuantConv2d, is_calibrated, quantizers
+from tasks.qat.registry import MODELS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'qat'
 QAT_CONFIGS = sorted(p.name for p in CONFIG_DIR.glob('*_w4a4_*.py'))

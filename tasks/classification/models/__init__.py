@@ -1,7 +1,6 @@
 """Classification networks (plain constructors) and the mmengine classifier around them."""
 
-from ausam_tasks.registry import MODELS
-
+from ..registry import MODELS
 from .cifar_resnet import CifarResNet, cifar_resnet
 from .mobilenet_v1 import MobileNetV1, mobilenet_v1
 from .pyramidnet import PyramidNet, pyramidnet110
