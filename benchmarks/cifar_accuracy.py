@@ -1,7 +1,7 @@
 """Accuracy of SGD, SAM, AUSAM-0.5 and SAM+Random-0.5 on real CIFAR-10 images.
 
 CPU mode (default) is sized for a laptop: a narrow ResNet-20, a class-balanced subset of the
-CIFAR-10 JPEGs in ../shared/data (or any ``--data-root`` image folder), a fixed held-out split,
+CIFAR-10 JPEGs (tools/data_root.py; or any ``--data-root`` image folder), a fixed held-out split,
 a few epochs, several seeds. ``--preset gpu-full`` runs the paper-sized comparison instead
 (ResNet-18, 45k/5k split, 200 epochs) on ``--device cuda``.
 
@@ -19,23 +19,19 @@ import json
 import math
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import CIFAR_MEAN, CIFAR_STD, REPO, cifar10_folder
 
 from ausam_tasks.sam import AUSAM, SAM  # noqa: E402
 from tasks.classification import augment  # noqa: E402
-from tasks.classification.data_prep import extract_cifar10_jpg  # noqa: E402
 from tasks.classification.datasets import ImageFolder  # noqa: E402
 from tasks.classification.models import cifar_resnet, resnet18  # noqa: E402
-from tasks.classification.transforms import CIFAR_MEAN, CIFAR_STD, read_image  # noqa: E402
+from tasks.classification.transforms import read_image  # noqa: E402
 
 PRESETS = {
     'cpu': dict(
@@ -287,7 +283,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    root = args.data_root or extract_cifar10_jpg()
+    root = args.data_root or cifar10_folder()
     t0 = time.perf_counter()
     data = (
         *load_images(root, 'train', args),

@@ -11,14 +11,11 @@ Plain PyTorch: runs without mmengine.
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import common  # noqa: F401  (the repository on sys.path)
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from timing import device_name  # noqa: E402
 
 from ausam_tasks.diagnostics import probe_diagnostics  # noqa: E402

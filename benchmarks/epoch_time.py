@@ -20,24 +20,19 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
+from common import CIFAR_MEAN, CIFAR_STD, REPO, cifar10_folder
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 import tasks.classification  # noqa: E402,F401
-from tasks.classification.data_prep import extract_cifar10_jpg  # noqa: E402
 from tasks.classification.datasets import ImageFolder  # noqa: E402
 from tasks.classification.registry import MODELS  # noqa: E402
-from tasks.classification.transforms import CIFAR_MEAN, CIFAR_STD  # noqa: E402
 
 SGD = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4)
 METHODS = {
@@ -205,7 +200,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.device == 'cuda':
         torch.backends.cudnn.benchmark = True
-    args.data_root = args.data_root or extract_cifar10_jpg()
+    args.data_root = args.data_root or cifar10_folder()
     num_classes = len(
         [d for d in Path(args.data_root).iterdir() if d.is_dir()]
     )

@@ -6,7 +6,7 @@ mmengine): the model comes from tasks.classification, quantization from
 tasks.qat, SAM/AUSAM from ausam_tasks.sam.
 
 Data: the first ``--train-per-class + --val-per-class`` JPEGs of each class
-from ../shared/data/cifar10/cifar10-jpg-train.tar.gz (extracted once into
+in the CIFAR-10 JPEG archive of tools/data_root.py (extracted once into
 data/, decoded once into work_dirs/), split per class with a fixed seed.
 
 Reports full-precision accuracy, W4A4 accuracy right after calibration (no
@@ -28,20 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from common import REPO, cifar10_folder, normalize
 
 from ausam_tasks.sam import AUSAM, SAM
 from tasks.classification.augment import random_crop, random_flip
 from tasks.classification.data_prep import (
     CIFAR10_CLASSES,
-    CIFAR10_JPG_TAR,
-    REPO_ROOT,
-    extract_cifar10_jpg,
 )
 from tasks.classification.models import cifar_resnet, mobilenet_v1, resnet18
 from tasks.qat import calibrate, convert_to_integer, quantize_model
-
-MEAN = torch.tensor([125.307, 122.961, 113.8575]).reshape(1, 3, 1, 1)
-STD = torch.tensor([51.5865, 50.847, 51.255]).reshape(1, 3, 1, 1)
 
 
 def parse_args():
@@ -90,20 +85,13 @@ def parse_args():
 def load_images(per_class: int):
     """(N, 3, 32, 32) uint8 images and labels of the first ``per_class``
     files of each class, decoded once and cached."""
-    cache = (
-        REPO_ROOT / 'work_dirs' / 'qat_bench' / f'cifar10_{per_class}pc.npz'
-    )
+    cache = REPO / 'work_dirs' / 'qat_bench' / f'cifar10_{per_class}pc.npz'
     if cache.is_file():
         d = np.load(cache)
         return torch.from_numpy(d['x']), torch.from_numpy(d['y'])
-    if not CIFAR10_JPG_TAR.is_file():
-        raise SystemExit(
-            f'CIFAR-10 archive not found: {CIFAR10_JPG_TAR} '
-            '(this benchmark needs ../shared/data)'
-        )
     import cv2
 
-    root = extract_cifar10_jpg(per_class=per_class)
+    root = cifar10_folder(per_class)
     xs, ys = [], []
     for label, name in enumerate(CIFAR10_CLASSES):
         files = sorted((root / name).glob('*.jpg'))[:per_class]
@@ -129,10 +117,6 @@ def split(x, y, train_per_class, val_per_class, seed):
         va.append(idx[train_per_class : train_per_class + val_per_class])
     tr, va = torch.cat(tr), torch.cat(va)
     return (x[tr], y[tr]), (x[va], y[va])
-
-
-def normalize(x):
-    return (x.float() - MEAN.to(x.device)) / STD.to(x.device)
 
 
 def batches(x, y, batch_size, gen, augment):

@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
+import common  # noqa: F401  (the repository on sys.path)
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ausam_tasks.methods import ESAM, MESA, MSAM, SAF  # noqa: E402
-from ausam_tasks.sam import AUSAM, SAM  # noqa: E402
+from ausam_tasks.methods import ESAM, MESA, MSAM, SAF
+from ausam_tasks.sam import AUSAM, SAM
 
 
 def method_steps(

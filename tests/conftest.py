@@ -6,16 +6,19 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / 'shared' / 'data'
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 
+from tools.data_root import ENV_VAR, cifar10_jpg_archive  # noqa: E402
+
 
 @pytest.fixture
-def shared_data():
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f'real data folder {SHARED_DATA} is absent')
-    return SHARED_DATA
+def cifar10_archive():
+    """The real CIFAR-10 JPEG archive; the test skips without it."""
+    path = cifar10_jpg_archive()
+    if not path.is_file():
+        pytest.skip(f'real data absent: {path} (set {ENV_VAR} to its folder)')
+    return path
 
 
 @pytest.fixture(autouse=True)

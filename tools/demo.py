@@ -4,7 +4,9 @@ Uses the real classification pieces (configs/classification/resnet18_*_cifar10.p
 ResNet-20 swapped in, the ImageFolder dataset, the batch augmentation data preprocessor, the
 SAM/AUSAM optimizer wrappers). Data, in order of preference:
   --data-root DIR            an image folder DIR/<class>/*.jpg
-  ../shared/data CIFAR-10    real CIFAR-10 JPEGs; a class-balanced subset is extracted once into data/
+  real CIFAR-10 JPEGs        from tools/data_root.py ($AUSAM_DATA_ROOT or
+                             ../shared/data); a class-balanced subset is
+                             extracted once into data/
   generated                  a synthetic 10-class image folder written to data/ (no download needed)
 Prints accuracy, training time and SAM% side by side, writes <work-dir>/summary.json and a plot.
 """
@@ -29,12 +31,11 @@ from mmengine.registry import HOOKS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import tasks.classification  # noqa: E402,F401
-from tasks.classification.data_prep import (
-    CIFAR10_JPG_TAR,
-    extract_cifar10_jpg,
-    synthetic_images,  # noqa: E402
+from tasks.classification.data_prep import (  # noqa: E402
+    synthetic_images,
     write_image_folder,
 )
+from tools.data_root import cifar10_jpg_archive, cifar10_jpg_train  # noqa: E402
 
 CONFIGS = {
     'SGD': 'resnet18_sgd_1xb128_cifar10.py',
@@ -86,13 +87,11 @@ def find_data(args) -> tuple[Path, str]:
     if args.data_root:
         return Path(args.data_root), f'image folder {args.data_root}'
     per_class = args.train_per_class + args.val_per_class
-    if CIFAR10_JPG_TAR.is_file():
-        root = extract_cifar10_jpg(
-            REPO / 'data' / 'cifar10-jpg', per_class=per_class
-        )
+    archive = cifar10_jpg_archive()
+    if archive.is_file():
         return (
-            root,
-            f'real CIFAR-10 JPEGs ({per_class} per class from {CIFAR10_JPG_TAR.name})',
+            cifar10_jpg_train(per_class),
+            f'real CIFAR-10 JPEGs ({per_class} per class from {archive})',
         )
     root = REPO / 'data' / f'synthetic-stripes-{per_class}pc'
     if not (root / '.complete').is_file():

@@ -1,5 +1,6 @@
-"""Data preparation helpers: locate ../shared/data, extract the CIFAR-10 JPEG archive once into a
-git-ignored cache, write CIFAR-style pickle batches, generate a small synthetic image folder."""
+"""Data preparation helpers: extract the CIFAR-10 JPEG archive once into a
+cache folder, write CIFAR-style pickle batches, generate a small synthetic
+image folder. Locations are always arguments."""
 
 from __future__ import annotations
 
@@ -12,9 +13,6 @@ from typing import Optional
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT / '..' / 'shared' / 'data'
-CIFAR10_JPG_TAR = SHARED_DATA / 'cifar10' / 'cifar10-jpg-train.tar.gz'
 CIFAR10_CLASSES = (
     'airplane',
     'automobile',
@@ -30,11 +28,12 @@ CIFAR10_CLASSES = (
 
 
 def extract_cifar10_jpg(
-    cache_dir: str | os.PathLike = REPO_ROOT / 'data' / 'cifar10-jpg',
-    archive: str | os.PathLike = CIFAR10_JPG_TAR,
+    cache_dir: str | os.PathLike,
+    archive: str | os.PathLike,
     per_class: Optional[int] = None,
 ) -> Path:
-    """Extract ``train/<class>/*.jpg`` from the archive once; returns the ``train`` folder.
+    """Extract ``train/<class>/*.jpg`` from ``archive`` once into
+    ``cache_dir``; returns the ``train`` folder.
 
     ``per_class`` extracts only the first N files of each class (in archive order) into
     ``<cache_dir>-<N>pc``. A ``.complete`` marker makes reruns free and interrupted runs restart.

@@ -1,7 +1,5 @@
 """Fixture data in the three layouts the classification datasets read (generated, tiny)."""
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -13,9 +11,6 @@ from tasks.classification.data_prep import (
     write_cifar_pickles,
     write_image_folder,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data'
-CIFAR10_JPG_TAR = SHARED_DATA / 'cifar10' / 'cifar10-jpg-train.tar.gz'
 
 
 @pytest.fixture(scope='session')

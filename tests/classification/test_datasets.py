@@ -8,7 +8,6 @@ import torch
 
 import tasks.classification  # noqa: F401
 from tasks.classification.data_prep import (
-    CIFAR10_JPG_TAR,
     extract_cifar10_jpg,
     synthetic_images,
 )
@@ -143,12 +142,10 @@ def test_missing_cifar_batch_and_tiny_annotations_name_the_file(
         TinyImageNet(str(root), split='test')
 
 
-@pytest.mark.skipif(
-    not CIFAR10_JPG_TAR.is_file(),
-    reason=f'shared data absent: {CIFAR10_JPG_TAR}',
-)
-def test_reads_the_extracted_shared_cifar10_jpegs(tmp_path):
-    train_dir = extract_cifar10_jpg(tmp_path / 'cache', per_class=3)
+def test_reads_the_extracted_shared_cifar10_jpegs(tmp_path, cifar10_archive):
+    train_dir = extract_cifar10_jpg(
+        tmp_path / 'cache', cifar10_archive, per_class=3
+    )
     ds = ImageFolder(str(train_dir), pipeline=PIPE)
     assert ds.metainfo['classes'] == (
         'airplane',
@@ -170,7 +167,8 @@ def test_reads_the_extracted_shared_cifar10_jpegs(tmp_path):
     )
     assert item['inputs'].float().std() > 10  # real pixels, not blank
     assert (
-        extract_cifar10_jpg(tmp_path / 'cache', per_class=3) == train_dir
+        extract_cifar10_jpg(tmp_path / 'cache', cifar10_archive, per_class=3)
+        == train_dir
     )  # cached
 
 

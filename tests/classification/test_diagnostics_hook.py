@@ -7,7 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -15,15 +14,9 @@ from mmengine.runner import Runner
 import tasks.classification  # noqa: F401
 from tasks.classification.data_prep import extract_cifar10_jpg
 
-from .conftest import CIFAR10_JPG_TAR
-
 CONFIG = (
     Path(__file__).resolve().parents[2]
     / 'configs/classification/resnet18_ausam-a0.5_1xb128_cifar10.py'
-)
-pytestmark = pytest.mark.skipif(
-    not CIFAR10_JPG_TAR.is_file(),
-    reason=f'shared data absent: {CIFAR10_JPG_TAR}',
 )
 
 
@@ -51,8 +44,12 @@ def make_cfg(root, work_dir, hooks):
     return cfg
 
 
-def test_hook_on_real_cifar10_logs_and_leaves_training_unchanged(tmp_path):
-    root = extract_cifar10_jpg(tmp_path / 'cache', per_class=6)
+def test_hook_on_real_cifar10_logs_and_leaves_training_unchanged(
+    tmp_path, cifar10_archive
+):
+    root = extract_cifar10_jpg(
+        tmp_path / 'cache', cifar10_archive, per_class=6
+    )
     hook = dict(
         type='SelectionDiagnosticsHook',
         num_probe=16,

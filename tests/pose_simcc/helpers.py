@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tools.data_root import ENV_VAR, mpii_sample
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / 'configs' / 'pose_simcc'
-MPII_SAMPLE = REPO / '..' / 'shared' / 'data' / 'mpii_sample'
 CONFIGS = {
     'adam': CONFIG_DIR / 'simcc_res50_adam_1xb64-210e_mpii-256x256.py',
     'sam': CONFIG_DIR / 'simcc_res50_sam_1xb64-210e_mpii-256x256.py',
@@ -82,10 +83,11 @@ def small_config(
 
 
 def mpii_sample_or_skip():
-    ann = MPII_SAMPLE / 'test_mpii.json'
+    root = mpii_sample()
+    ann = root / 'test_mpii.json'
     if not ann.is_file():
         pytest.skip(
-            f'real MPII sample not found at {MPII_SAMPLE.resolve()} '
-            '(../shared/data is only on the project machines)'
+            f'real MPII sample not found at {root} '
+            f'(set {ENV_VAR} to the folder that holds mpii_sample/)'
         )
-    return MPII_SAMPLE, json.loads(ann.read_text())
+    return root, json.loads(ann.read_text())
