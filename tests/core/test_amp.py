@@ -9,8 +9,15 @@ from .toy import ToyDataset, ToyNet, batch
 
 
 def run(dtype, steps=6, **kw):
+    """``steps`` AUSAM steps; also returns the dtype of every output of the
+    model's conv and linear layers (the probe: what the model really ran)."""
     torch.manual_seed(0)
     model = ToyNet()
+    seen = []
+    for layer in (model.conv, model.fc):
+        layer.register_forward_hook(
+            lambda mod, args, out: seen.append(out.dtype)
+        )
     ow = build_optim_wrapper(
         model,
         dict(
@@ -38,12 +45,15 @@ def run(dtype, steps=6, **kw):
         model.train_step(
             batch(ds, range(16 * (step % 2), 16 * (step % 2) + 16)), ow
         )
-    return model, ow, chosen
+    return model, ow, chosen, seen
 
 
 def test_fp16_makes_the_same_selections_and_near_identical_scores():
-    _, ow32, sel32 = run(None)
-    _, ow16, sel16 = run('float16')
+    _, ow32, sel32, seen32 = run(None)
+    _, ow16, sel16, seen16 = run('float16')
+    # Both passes of every step, conv and linear: 6 steps x 2 passes x 2.
+    assert seen32 == [torch.float32] * 24
+    assert seen16 == [torch.float16] * 24
     assert sel16 == sel32
     s32 = ow32.sample_scores(torch.arange(32))
     s16 = ow16.sample_scores(torch.arange(32))
@@ -54,7 +64,8 @@ def test_fp16_makes_the_same_selections_and_near_identical_scores():
 
 
 def test_bf16_runs_without_a_scaler():
-    model, ow, _ = run('bfloat16', steps=2)
+    model, ow, _, seen = run('bfloat16', steps=2)
+    assert seen == [torch.bfloat16] * 8
     assert ow.loss_scaler is None
     assert all(torch.isfinite(p).all() for p in model.parameters())
 

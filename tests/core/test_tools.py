@@ -3,9 +3,13 @@
 import textwrap
 
 import pytest
+import torch
 
+from ausam_tasks.engine.checkpoint import load_checkpoint_file
 from ausam_tasks.tools import test as test_tool
 from ausam_tasks.tools import train as train_tool
+
+from .toy import ToyDataset, ToyNet
 
 CONFIG = textwrap.dedent("""
     custom_imports = dict(imports=['ausam_tasks', 'tests.core.toy'],
@@ -66,8 +70,18 @@ def test_train_resume_and_test(config, tmp_path, capsys):
     metrics = test_tool.main(
         [config, f'{work}/epoch_2.pth', '--work-dir', str(tmp_path / 'test')]
     )
-    assert 0 <= metrics['accuracy'] <= 100
-    assert 'accuracy' in capsys.readouterr().out
+    # By hand: the checkpoint's weights on the 32 validation samples.
+    model = ToyNet().eval()
+    model.load_state_dict(
+        load_checkpoint_file(f'{work}/epoch_2.pth')['state_dict']
+    )
+    ds = ToyDataset(32)
+    with torch.no_grad():
+        pred = model(ds.x).argmax(1)
+    assert metrics['accuracy'] == pytest.approx(
+        100 * (pred == ds.y).float().mean().item()
+    )
+    assert f'accuracy  {metrics["accuracy"]:.4f}' in capsys.readouterr().out
 
 
 def test_amp_flag_sets_fp16_on_sam_wrappers(config):
