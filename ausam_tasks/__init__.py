@@ -1,10 +1,11 @@
 """ausam-tasks: cheap sharpness-aware training (SAM, ASAM, AUSAM).
 
 The plain-PyTorch core (``ausam_tasks.sam``, ``.scores``, ``.selection``)
-imports no mmengine; ``ausam_tasks.engine`` registers the mmengine pieces and
-is imported here when mmengine is installed.
+imports no mmengine; ``ausam_tasks.engine`` registers the mmengine pieces in
+mmengine's root registries and is imported here (mmengine is a dependency).
 """
 
+from . import engine  # noqa: F401  (registers the wrappers and hooks)
 from .sam import (
     AUSAM,
     SAM,
@@ -15,13 +16,6 @@ from .sam import (
 )
 from .scores import ScoreTable
 from .selection import select_subset, selection_probs
-
-try:
-    import mmengine  # noqa: F401
-except ImportError:  # the core works without mmengine (e.g. GPU benchmarks)
-    pass
-else:
-    from . import engine  # noqa: F401  registers wrappers
 
 __version__ = '0.1.0'
 __all__ = [

@@ -33,6 +33,12 @@ def parse_args(argv=None):
         action='store_true',
         help='skip validation during training',
     )
+    p.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by the total batch size (GPUs x batch per GPU) '
+        "over the config's auto_scale_lr.base_batch_size",
+    )
     add_common_args(p)
     return parse(p, argv)
 
@@ -69,6 +75,15 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.resume, cfg.load_from = True, args.resume
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.auto_scale_lr:
+        # mmengine's Runner does the scaling (Runner.scale_lr).
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+                'config (the total batch size its lr was tuned for), e.g. '
+                '--cfg-options auto_scale_lr.base_batch_size=128'
+            )
+        cfg.auto_scale_lr.enable = True
     return cfg
 
 

@@ -3,6 +3,11 @@ estimator, ``quantize_model`` for the classification models, an integer check
 and the mmengine pieces (``QuantizedClassifier`` model type, calibration hook).
 """
 
+from .engine import (  # registers 'QuantizedClassifier', 'QATCalibrationHook'
+    QATCalibrationHook,
+    build_quantized_classifier,
+    load_float_checkpoint,
+)
 from .integer import (
     IntegerConv2d,
     IntegerLinear,
@@ -52,16 +57,6 @@ __all__ = [
     'integer_weight_levels',
     'IntegerConv2d',
     'IntegerLinear',
-]
-
-# mmengine glue (registers 'QuantizedClassifier' and 'QATCalibrationHook').
-from .engine import (
-    QATCalibrationHook,
-    build_quantized_classifier,  # noqa
-    load_float_checkpoint,
-)
-
-__all__ += [
     'QATCalibrationHook',
     'build_quantized_classifier',
     'load_float_checkpoint',

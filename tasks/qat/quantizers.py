@@ -173,16 +173,9 @@ class FakeQuantizer(nn.Module):
     @contextlib.contextmanager
     def sam_second_pass(self):
         """Context for SAM's second pass (at w + eps): running statistics
-        stay as they are, like BatchNorm's. Only moving-average activation
-        observers have any; weight grids keep following the weights."""
-        frozen = isinstance(self, MinMaxQuantizer) and self.momentum < 1.0
-        saved = self.observer_enabled
-        if frozen:
-            self.observer_enabled = False
-        try:
-            yield
-        finally:
-            self.observer_enabled = saved
+        stay as they are, like BatchNorm's. This quantizer keeps none, so
+        nothing changes; subclasses with running statistics override it."""
+        yield
 
     def _settle_sign(self, x: torch.Tensor):
         if self._sign == _SIGN_UNKNOWN:
@@ -252,6 +245,21 @@ class MinMaxQuantizer(FakeQuantizer):
         self._calib_batches = 0
 
     @torch.no_grad()
+    @contextlib.contextmanager
+    def sam_second_pass(self):
+        """A moving-average observer (activations, ``momentum < 1``) pauses
+        for SAM's second pass; a weight grid (``momentum == 1``) keeps
+        following the perturbed weights."""
+        if self.momentum >= 1.0:
+            yield
+            return
+        saved = self.observer_enabled
+        self.observer_enabled = False
+        try:
+            yield
+        finally:
+            self.observer_enabled = saved
+
     def observe(self, x: torch.Tensor):
         """Update the range from ``x``."""
         self._settle_sign(x)

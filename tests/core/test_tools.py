@@ -98,6 +98,26 @@ def test_amp_flag_sets_fp16_on_sam_wrappers(config):
     )
 
 
+def test_auto_scale_lr_scales_by_the_total_batch(config, tmp_path):
+    # Batch 8 on one process against a base of 32: lr 0.05 -> 0.0125.
+    with pytest.raises(ValueError, match='auto_scale_lr.base_batch_size'):
+        train_tool.main([config, '--auto-scale-lr'])
+    runner = train_tool.main(
+        [
+            config,
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--auto-scale-lr',
+            '--no-validate',
+            '--cfg-options',
+            'auto_scale_lr.base_batch_size=32',
+        ]
+    )
+    assert runner.optim_wrapper.optimizer.param_groups[0][
+        'lr'
+    ] == pytest.approx(0.05 * 8 / 32)
+
+
 def test_missing_files_are_named(config, tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.py'):
         train_tool.main([str(tmp_path / 'nope.py')])

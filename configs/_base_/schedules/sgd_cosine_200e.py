@@ -20,5 +20,5 @@ train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 # Scale lr with the total batch when training with another batch size
-# (--auto-scale-lr).
+# (tools/train.py --auto-scale-lr).
 auto_scale_lr = dict(base_batch_size=128, enable=False)
