@@ -32,6 +32,7 @@ from tasks.classification import augment  # noqa: E402
 from tasks.classification.datasets import ImageFolder  # noqa: E402
 from tasks.classification.models import cifar_resnet, resnet18  # noqa: E402
 from tasks.classification.transforms import read_image  # noqa: E402
+from tools.plot import save_curves  # noqa: E402
 
 PRESETS = {
     'cpu': dict(
@@ -370,28 +371,17 @@ def main(argv=None):
     args.out.write_text(
         json.dumps(dict(meta=meta, summary=summary, runs=runs), indent=2)
     )
-    try:
-        import matplotlib
-
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method in args.methods:
-            rs = [r for r in runs if r['method'] == method]
-            epochs = [e for e, _ in rs[0]['curve']]
-            accs = np.array([[a for _, a in r['curve']] for r in rs])
-            ax.errorbar(
-                epochs, accs.mean(0), yerr=accs.std(0), label=method, capsize=3
-            )
-        ax.set_xlabel('epoch')
-        ax.set_ylabel('held-out top-1 (%)')
-        ax.set_title(net)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(args.out.with_suffix('.png'), dpi=120)
-    except ImportError:
-        pass
+    curves = {}
+    for method in args.methods:
+        rs = [r for r in runs if r['method'] == method]
+        epochs = [e for e, _ in rs[0]['curve']]
+        accs = np.array([[a for _, a in r['curve']] for r in rs])
+        curves[method] = (epochs, accs.mean(0), accs.std(0))
+    save_curves(
+        args.out.with_suffix('.png'),
+        [('epoch', 'held-out top-1 (%)', curves)],
+        title=net,
+    )
     print(f'\nwrote {args.out} and {args.out.with_suffix(".png")}')
 
 

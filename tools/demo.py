@@ -36,6 +36,7 @@ from tasks.classification.data_prep import (  # noqa: E402
     write_image_folder,
 )
 from tools.data_root import cifar10_jpg_archive, cifar10_jpg_train  # noqa: E402
+from tools.plot import save_curves  # noqa: E402
 
 CONFIGS = {
     'SGD': 'resnet18_sgd_1xb128_cifar10.py',
@@ -246,36 +247,20 @@ def main(argv=None):
         json.dumps(dict(data=what, args=vars(args), results=results), indent=2)
     )
 
-    import matplotlib
+    def curves(x):
+        return {
+            m: ([c[x] for c in r['curve']], [c['acc'] for c in r['curve']])
+            for m, r in results.items()
+        }
 
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    for m, r in results.items():
-        a1.plot(
-            [c['epoch'] for c in r['curve']],
-            [c['acc'] for c in r['curve']],
-            marker='o',
-            label=m,
-        )
-        a2.plot(
-            [c['time'] for c in r['curve']],
-            [c['acc'] for c in r['curve']],
-            marker='o',
-            label=m,
-        )
-    a1.set_xlabel('epoch')
-    a2.set_xlabel('training time (s)')
-    for a in (a1, a2):
-        a.set_ylabel('val top-1 (%)')
-        a.grid(alpha=0.3)
-        a.legend()
-    fig.suptitle(
-        f'ResNet-{args.depth} (width {args.width}): {what}', fontsize=9
+    save_curves(
+        work / 'curves.png',
+        [
+            ('epoch', 'val top-1 (%)', curves('epoch')),
+            ('training time (s)', 'val top-1 (%)', curves('time')),
+        ],
+        title=f'ResNet-{args.depth} (width {args.width}): {what}',
     )
-    fig.tight_layout()
-    fig.savefig(work / 'curves.png', dpi=120)
     print(f'\nWrote {work / "summary.json"} and {work / "curves.png"}')
 
 

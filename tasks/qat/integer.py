@@ -108,9 +108,7 @@ def convert_to_integer(model: nn.Module) -> nn.Module:
             new = IntegerLinear(m)
         else:
             continue
-        parent_name, _, child = name.rpartition('.')
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, new)
+        model.set_submodule(name, new)
     return model
 
 

@@ -20,12 +20,6 @@ from .quantizers import (
 QUANTIZER_PARAM_PATTERN = r'_quantizer\.'
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module):
-    parent_name, _, child = name.rpartition('.')
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
-
-
 def quantizable_layers(
     model: nn.Module, skip: Sequence[str] = ()
 ) -> List[str]:
@@ -128,7 +122,7 @@ def quantize_model(
             qlayer = QuantConv2d.from_float(layer, wq, aq)
         else:
             qlayer = QuantLinear.from_float(layer, wq, aq)
-        _set_submodule(model, name, qlayer.to(layer.weight.device))
+        model.set_submodule(name, qlayer.to(layer.weight.device))
     return model
 
 
@@ -249,6 +243,6 @@ def fold_batchnorm(model: nn.Module) -> int:
         if type(conv) is not nn.Conv2d:
             continue
         fold_conv_bn(conv, bn)
-        _set_submodule(model, node.target, nn.Identity())
+        model.set_submodule(node.target, nn.Identity())
         folded += 1
     return folded
