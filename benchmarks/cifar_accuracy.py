@@ -1,15 +1,18 @@
 """Accuracy of SGD, SAM, AUSAM-0.5 and SAM+Random-0.5 on real CIFAR-10 images.
 
-CPU mode (default) is sized for a laptop: a narrow ResNet-20, a class-balanced subset of the
-CIFAR-10 JPEGs (tools/data_root.py; or any ``--data-root`` image folder), a fixed held-out split,
-a few epochs, several seeds. ``--preset gpu-full`` runs the paper-sized comparison instead
-(ResNet-18, 45k/5k split, 200 epochs) on ``--device cuda``.
+CPU mode (default) is sized for a laptop: a narrow ResNet-20, a class-balanced
+subset of the CIFAR-10 JPEGs (tools/data_root.py; or any ``--data-root`` image
+folder), a fixed held-out split, a few epochs, several seeds. ``--preset
+gpu-full`` runs the paper-sized comparison instead (ResNet-18, 45k/5k split,
+200 epochs) on ``--device cuda``.
 
-Plain PyTorch around the toolkit's core (``ausam_tasks.sam``), the classification models and the
-batch augmentation (crop 4 px, flip, Cutout 16 on the device), so it runs without mmengine's Runner.
-Prints a markdown table of mean +- std accuracy and training time, writes JSON and a plot.
+Plain PyTorch around the toolkit's core (``ausam_tasks.sam``), the
+classification models and the batch augmentation (crop 4 px, flip, Cutout 16 on
+the device), so it runs without mmengine's Runner. Prints a markdown table of
+mean +- std accuracy and training time, writes JSON and a plot.
 
-    .venv/bin/python benchmarks/cifar_accuracy.py --out work_dirs/cifar_accuracy/results.json
+    .venv/bin/python benchmarks/cifar_accuracy.py \\
+        --out work_dirs/cifar_accuracy/results.json
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ def parse_method(name: str) -> dict:
                 selector=selector,
             )
     raise SystemExit(
-        f'unknown method {name!r}: use sgd, sam, ausam-<alpha> or sam-random-<alpha>'
+        f'unknown method {name!r}: use sgd, sam, ausam-<alpha> or '
+        f'sam-random-<alpha>'
     )
 
 
@@ -147,7 +151,8 @@ def train_one(method: str, seed: int, data, args, device) -> dict:
     if spec['kind'] == 'sam':
         opt = SAM(base, rho=args.rho)
     elif spec['kind'] == 'ausam':
-        # SAM+Random has no scores to build, so it skips the full-SAM scoring epoch.
+        # SAM+Random has no scores to build, so it skips the full-SAM scoring
+        # epoch.
         init = args.init_epochs if spec['selector'] == 'adlp' else 0
         opt = AUSAM(
             base,
@@ -210,11 +215,13 @@ def train_one(method: str, seed: int, data, args, device) -> dict:
             acc = evaluate(model, xho, yho, mean, std, device)
             curve.append((epoch + 1, acc))
             print(
-                f'  {method:>15} seed {seed} epoch {epoch + 1:>3}/{args.epochs}  '
+                f'  {method:>15} seed {seed} epoch '
+                f'{epoch + 1:>3}/{args.epochs}  '
                 f'held-out acc {acc:6.2f}  train time {train_time:7.1f}s',
                 flush=True,
             )
-    # Accuracy on the (unaugmented) training images: tells under- from overfitting.
+    # Accuracy on the (unaugmented) training images: tells under- from
+    # overfitting.
     train_acc = evaluate(model, xtr, ytr, mean, std, device)
     return dict(
         method=method,
@@ -237,7 +244,8 @@ def main(argv=None):
         '--data-root',
         type=Path,
         default=None,
-        help='image folder root/<class>/*.jpg (default: the shared CIFAR-10 JPEGs, extracted once)',
+        help='image folder root/<class>/*.jpg (default: the shared CIFAR-10 '
+        'JPEGs, extracted once)',
     )
     p.add_argument(
         '--methods',
@@ -261,7 +269,8 @@ def main(argv=None):
         '--cutout',
         type=int,
         default=16,
-        help='Cutout square size in px for training batches (0: no Cutout; crop + flip stay on)',
+        help='Cutout square size in px for training batches (0: no Cutout; '
+        'crop + flip stay on)',
     )
     p.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu'
@@ -291,7 +300,8 @@ def main(argv=None):
         *load_images(root, 'holdout', args),
     )
     print(
-        f'data: {len(data[0])} training / {len(data[2])} held-out images from {root} '
+        f'data: {len(data[0])} training / {len(data[2])} held-out images from '
+        f'{root} '
         f'({time.perf_counter() - t0:.1f}s to decode)',
         flush=True,
     )
@@ -331,18 +341,21 @@ def main(argv=None):
         else f'ResNet-{args.depth} (width {args.width})'
     )
     print(
-        f'\n{net}, {len(data[0])} train / {len(data[2])} held-out CIFAR-10 images, {args.epochs} epochs, '
+        f'\n{net}, {len(data[0])} train / {len(data[2])} held-out CIFAR-10 '
+        f'images, {args.epochs} epochs, '
         f'batch {args.batch_size}, seeds {args.seeds}, device {device}\n'
     )
     print(
-        '| method | held-out top-1 (%) | train-set top-1 (%) | train time / run (s) | SAM% | '
+        '| method | held-out top-1 (%) | train-set top-1 (%) | train time / '
+        'run (s) | SAM% | '
         'fraction of batch trained |'
     )
     print('| --- | --- | --- | --- | --- | --- |')
     for r in summary:
         pct = f'{r["sam_pct"]:.0f}%' if r['sam_pct'] else 'n/a'
         print(
-            f'| {r["method"]} | {r["acc_mean"]:.2f} ± {r["acc_std"]:.2f} | {r["train_acc_mean"]:.1f} | '
+            f'| {r["method"]} | {r["acc_mean"]:.2f} ± {r["acc_std"]:.2f} | '
+            f'{r["train_acc_mean"]:.1f} | '
             f'{r["time_mean_s"]:.1f} | {pct} | '
             f'{r["sam_fraction"]:.2f} |'
         )

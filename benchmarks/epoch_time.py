@@ -1,17 +1,22 @@
-"""Time per training epoch, data loading included: SGD, SAM and AUSAM-0.5, with the CPU
-(albumentations in dataloader workers) and the batch (on-device) augmentation paths.
+"""Time per training epoch, data loading included: SGD, SAM and AUSAM-0.5, with
+the CPU (albumentations in dataloader workers) and the batch (on-device)
+augmentation paths.
 
-Real images through the real stack: ImageFolder over the CIFAR-10 JPEGs (../shared/data, extracted
-once into data/, or ``--data-root``), a torch DataLoader with workers, the classification
-pipeline and ClsDataPreprocessor, ImageClassifier, and the mmengine optimizer wrappers' own
-train_step (what the Runner calls each iteration). For AUSAM the timed epochs come after its
-full-SAM scoring epoch (init_epochs=1), i.e. the steady state of a 200-epoch run.
+Real images through the real stack: ImageFolder over the CIFAR-10 JPEGs
+(../shared/data, extracted once into data/, or ``--data-root``), a torch
+DataLoader with workers, the classification pipeline and ClsDataPreprocessor,
+ImageClassifier, and the mmengine optimizer wrappers' own train_step (what the
+Runner calls each iteration). For AUSAM the timed epochs come after its
+full-SAM scoring epoch (init_epochs=1), i.e. the steady state of a 200-epoch
+run.
 
-    .venv/bin/python benchmarks/epoch_time.py --out work_dirs/epoch_time/results.json
-    .venv/bin/python benchmarks/epoch_time.py --device cuda --model resnet18 --images 50000 --workers 8
+    .venv/bin/python benchmarks/epoch_time.py \\
+        --out work_dirs/epoch_time/results.json
+    .venv/bin/python benchmarks/epoch_time.py --device cuda \\
+        --model resnet18 --images 50000 --workers 8
 
-Prints a markdown table (SAM% = SAM's epoch time / the method's, within one augmentation path)
-and writes JSON.
+Prints a markdown table (SAM% = SAM's epoch time / the method's, within one
+augmentation path) and writes JSON.
 """
 
 from __future__ import annotations
@@ -240,7 +245,8 @@ def main(argv=None):
                 else ''
             )
             print(
-                f'  {path:>5} path {method:>9}: {row["epoch_s"]:.1f}s per epoch '
+                f'  {path:>5} path {method:>9}: {row["epoch_s"]:.1f}s per '
+                f'epoch '
                 f'({row["images"] / row["epoch_s"]:.0f} img/s){extra}',
                 flush=True,
             )
@@ -262,11 +268,14 @@ def main(argv=None):
         else f'ResNet-{args.depth} (width {args.width})'
     )
     print(
-        f'\n{net}, {rows[0]["images"]} CIFAR-10 JPEGs per epoch, batch {args.batch_size}, '
-        f'{args.workers} dataloader workers, device {args.device}, {torch.get_num_threads()} torch threads\n'
+        f'\n{net}, {rows[0]["images"]} CIFAR-10 JPEGs per epoch, batch '
+        f'{args.batch_size}, '
+        f'{args.workers} dataloader workers, device {args.device}, '
+        f'{torch.get_num_threads()} torch threads\n'
     )
     print(
-        '| augmentation path | method | epoch time (s) | images/s | SAM% | data loading alone (s) |'
+        '| augmentation path | method | epoch time (s) | images/s | SAM% | '
+        'data loading alone (s) |'
     )
     print('| --- | --- | --- | --- | --- | --- |')
     for r in rows:
@@ -277,7 +286,8 @@ def main(argv=None):
             else ''
         )
         print(
-            f'| {r["path"]} | {r["method"]} | {r["epoch_s"]:.2f} | {r["images"] / r["epoch_s"]:.0f} | {pct} | {d} |'
+            f'| {r["path"]} | {r["method"]} | {r["epoch_s"]:.2f} | '
+            f'{r["images"] / r["epoch_s"]:.0f} | {pct} | {d} |'
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: str(v) for k, v in vars(args).items()}

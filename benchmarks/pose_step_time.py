@@ -2,13 +2,14 @@
 
 Model: the pose task's SimCC ResNet-50 (no deconv, 16 joints, split ratio 2)
 on 256x256 crops with SimCC Gaussian labels (sigma 6) and the per-sample
-KL-discrete loss, Adam as the base optimizer (paper Table 4). Synthetic tensors,
+KL-discrete loss, Adam as the base optimizer (paper Table 4). Synthetic
+tensors,
 so data loading is excluded: the numbers show the arithmetic cost of each step.
 Methods are timed round-robin so that drift in the machine's speed hits all of
 them alike. SAM% = SAM's median step time / the method's.
 
     python benchmarks/pose_step_time.py                       # batch 64, CPU
-    python benchmarks/pose_step_time.py --batch-size 16 --steps 3   # short CPU run
+    python benchmarks/pose_step_time.py --batch-size 16 --steps 3  # CPU
     python benchmarks/pose_step_time.py --device cuda
 """
 

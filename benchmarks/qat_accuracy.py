@@ -299,7 +299,8 @@ def main():
         r['sam_pct'] = 100.0 * sam_time / r['time_s'] if sam_time else None
     bits = f'W{args.w_bits}A{args.a_bits}'
     lines = [
-        f'| method | {bits} acc (%) | integer-model acc (%) | fine-tune time (s)'
+        f'| method | {bits} acc (%) | integer-model acc (%) | fine-tune time '
+        f'(s)'
         ' | SAM% | samples trained on |',
         '| --- | --- | --- | --- | --- | --- |',
     ]

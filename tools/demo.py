@@ -1,14 +1,18 @@
-"""Demo: SGD vs SAM vs AUSAM-0.5 on a small CNN, offline, through mmengine's Runner.
+"""Demo: SGD vs SAM vs AUSAM-0.5 on a small CNN, offline, through mmengine's
+Runner.
 
-Uses the real classification pieces (configs/classification/resnet18_*_cifar10.py with a narrow
-ResNet-20 swapped in, the ImageFolder dataset, the batch augmentation data preprocessor, the
+Uses the real classification pieces
+(configs/classification/resnet18_*_cifar10.py with a narrow ResNet-20 swapped
+in, the ImageFolder dataset, the batch augmentation data preprocessor, the
 SAM/AUSAM optimizer wrappers). Data, in order of preference:
   --data-root DIR            an image folder DIR/<class>/*.jpg
   real CIFAR-10 JPEGs        from tools/data_root.py ($AUSAM_DATA_ROOT or
                              ../shared/data); a class-balanced subset is
                              extracted once into data/
-  generated                  a synthetic 10-class image folder written to data/ (no download needed)
-Prints accuracy, training time and SAM% side by side, writes <work-dir>/summary.json and a plot.
+  generated                  a synthetic 10-class image folder written to
+                             data/ (no download needed)
+Prints accuracy, training time and SAM% side by side, writes
+<work-dir>/summary.json and a plot.
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ class DemoProgressHook(Hook):
             )
         )
         print(
-            f'  [{self.label:>9}] epoch {runner.epoch:>2}/{runner.max_epochs}  train loss {loss:.3f}  '
+            f'  [{self.label:>9}] epoch {runner.epoch:>2}/{runner.max_epochs} '
+            f' train loss {loss:.3f}  '
             f'val top-1 {acc:5.1f}%  train time {self.train_time:6.1f}s',
             flush=True,
         )
@@ -106,7 +111,8 @@ def find_data(args) -> tuple[Path, str]:
         (root / '.complete').touch()
     return (
         root,
-        'generated 10-class stripe images (no CIFAR-10 found; pass --data-root to use your own)',
+        'generated 10-class stripe images (no CIFAR-10 found; pass '
+        '--data-root to use your own)',
     )
 
 
@@ -148,7 +154,8 @@ def make_cfg(method: str, data_root: Path, args) -> Config:
         )
     ]
     if cfg.optim_wrapper.type == 'AUSAMOptimWrapper':
-        # The paper warms s_max up over 30 of 200 epochs; keep that proportion on a short run.
+        # The paper warms s_max up over 30 of 200 epochs; keep that proportion
+        # on a short run.
         cfg.optim_wrapper.update(
             warmup_epochs=max(1, round(args.epochs * 0.15)), init_epochs=1
         )
@@ -199,8 +206,9 @@ def main(argv=None):
         and hasattr(os, 'getloadavg')
         and os.getloadavg()[0] > (os.cpu_count() or 1)
     ):
-        # On a busy machine several intra-op threads spin against other processes (often 5-10x
-        # slower per step); one thread is the fast choice there.
+        # On a busy machine several intra-op threads spin against other
+        # processes (often 5-10x slower per step); one thread is the fast
+        # choice there.
         args.threads = 1
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,9 +217,12 @@ def main(argv=None):
     work.mkdir(parents=True, exist_ok=True)
     data_root, what = find_data(args)
     print(
-        f'Data: {what}\n  {data_root}: {args.train_per_class} training + {args.val_per_class} held-out '
-        f'images per class. Model: ResNet-{args.depth} (width {args.width}), {args.epochs} epochs, '
-        f'batch {args.batch_size}, on {"cuda" if torch.cuda.is_available() else "cpu"} '
+        f'Data: {what}\n  {data_root}: {args.train_per_class} training + '
+        f'{args.val_per_class} held-out '
+        f'images per class. Model: ResNet-{args.depth} (width {args.width}), '
+        f'{args.epochs} epochs, '
+        f'batch {args.batch_size}, on '
+        f'{"cuda" if torch.cuda.is_available() else "cpu"} '
         f'({torch.get_num_threads()} thread(s)).',
         flush=True,
     )
@@ -240,7 +251,8 @@ def main(argv=None):
             f'| {m} | {r["accuracy"]:.1f} | {r["train_time_s"]:.1f} | {pct} |'
         )
     print(
-        "SAM% = SAM training time / the method's (higher is faster). On a busy CPU times are noisy; "
+        "SAM% = SAM training time / the method's (higher is faster). On a "
+        'busy CPU times are noisy; '
         'AUSAM-0.5 runs full SAM in its first (scoring) epoch.'
     )
     (work / 'summary.json').write_text(

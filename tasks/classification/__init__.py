@@ -1,4 +1,5 @@
-"""Image classification: the paper's CIFAR / Tiny-ImageNet experiments (models, data, metric)."""
+"""Image classification: the paper's CIFAR / Tiny-ImageNet experiments (models,
+data, metric)."""
 
 from . import augment, models  # noqa: F401  (models registers the networks)
 from .classifier import ImageClassifier

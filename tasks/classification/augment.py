@@ -1,14 +1,17 @@
-"""The paper's CIFAR augmentation (pad-and-crop, horizontal flip, Cutout) on whole batches.
+"""The paper's CIFAR augmentation (pad-and-crop, horizontal flip, Cutout) on
+whole batches.
 
-Plain PyTorch, vectorised over the batch: these run on the training device inside the
-data preprocessor (the "batch path"). ``transforms.AlbuClsAugment`` is the same
-augmentation per image with albumentations on the CPU, with the same distributions:
-- crop: pad by ``padding`` zeros on every side, take an HxW window whose top-left offset is
-  uniform over the (2 * padding + 1)^2 positions;
+Plain PyTorch, vectorised over the batch: these run on the training device
+inside the data preprocessor (the "batch path"). ``transforms.AlbuClsAugment``
+is the same augmentation per image with albumentations on the CPU, with the
+same distributions:
+- crop: pad by ``padding`` zeros on every side, take an HxW window whose
+  top-left offset is uniform over the (2 * padding + 1)^2 positions;
 - flip: left-right with probability ``flip_prob``;
-- Cutout (DeVries & Taylor 2017): centre uniform over all HxW pixels, a ``size`` x ``size``
-  square [c - size//2, c - size//2 + size) clipped at the border, set to ``fill`` (0 after
-  normalisation, i.e. the dataset mean colour).
+- Cutout (DeVries & Taylor 2017): centre uniform over all HxW pixels, a
+  ``size`` x ``size`` square [c - size//2, c - size//2 + size) clipped at the
+  border, set to ``fill`` (0 after normalisation, i.e. the dataset mean
+  colour).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import torch.nn.functional as F
 def random_crop(
     x: torch.Tensor, padding: int, generator: Optional[torch.Generator] = None
 ) -> torch.Tensor:
-    """Zero-pad a (B, C, H, W) batch by ``padding`` and crop each image back at a random offset."""
+    """Zero-pad a (B, C, H, W) batch by ``padding`` and crop each image back at
+    a random offset."""
     if padding <= 0:
         return x
     b, c, h, w = x.shape
@@ -36,7 +40,8 @@ def random_crop(
     rows = oy[:, None] + torch.arange(h, device=x.device)  # (B, H)
     cols = ox[:, None] + torch.arange(w, device=x.device)  # (B, W)
     bidx = torch.arange(b, device=x.device)[:, None, None]
-    # Advanced indices around a slice put the broadcast dims first: (B, H, W, C).
+    # Advanced indices around a slice put the broadcast dims first: (B, H, W,
+    # C).
     out = padded[bidx, :, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2).contiguous()
 
@@ -46,7 +51,8 @@ def random_flip(
     prob: float = 0.5,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
-    """Flip each image of a (B, C, H, W) batch left-right with probability ``prob``."""
+    """Flip each image of a (B, C, H, W) batch left-right with probability
+    ``prob``."""
     if prob <= 0:
         return x
     flip = torch.rand(x.shape[0], device=x.device, generator=generator) < prob
@@ -78,7 +84,8 @@ def cutout(
     fill: float = 0.0,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
-    """Cutout one ``size`` x ``size`` square per image of a (B, C, H, W) batch."""
+    """Cutout one ``size`` x ``size`` square per image of a (B, C, H, W)
+    batch."""
     if size <= 0:
         return x
     b, _, h, w = x.shape

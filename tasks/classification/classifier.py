@@ -17,13 +17,14 @@ from .registry import MODELS
 
 @MODELS.register_module()
 class ImageClassifier(SAMTrainStepMixin, BaseModel):
-    """``net`` maps images to logits (any module or a registered constructor config).
+    """``net`` maps images to logits (any module or a registered constructor
+    config).
 
-    Modes: 'loss' -> ``{'loss': per-sample CE of shape (B,)}`` (the AUSAM protocol; mmengine
-    averages it for plain optimizers), 'loss_and_outputs' -> the same plus
-    ``'outputs'``: the logits (B, C), not detached (for wrappers that need
-    per-sample outputs), 'predict' -> data samples with ``pred_label`` and
-    ``pred_score``, 'tensor' -> logits.
+    Modes: 'loss' -> ``{'loss': per-sample CE of shape (B,)}`` (the AUSAM
+    protocol; mmengine averages it for plain optimizers), 'loss_and_outputs'
+    -> the same plus ``'outputs'``: the logits (B, C), not detached (for
+    wrappers that need per-sample outputs), 'predict' -> data samples with
+    ``pred_label`` and ``pred_score``, 'tensor' -> logits.
     """
 
     def __init__(

@@ -35,8 +35,9 @@ def extract_cifar10_jpg(
     """Extract ``train/<class>/*.jpg`` from ``archive`` once into
     ``cache_dir``; returns the ``train`` folder.
 
-    ``per_class`` extracts only the first N files of each class (in archive order) into
-    ``<cache_dir>-<N>pc``. A ``.complete`` marker makes reruns free and interrupted runs restart.
+    ``per_class`` extracts only the first N files of each class (in archive
+    order) into ``<cache_dir>-<N>pc``. A ``.complete`` marker makes reruns free
+    and interrupted runs restart.
     """
     archive = Path(archive)
     cache = (
@@ -82,7 +83,8 @@ def write_cifar_pickles(
     test_labels=None,
     classes: Optional[list] = None,
 ) -> Path:
-    """Write N x 32 x 32 x 3 uint8 images in the official python-pickle layout (for fixtures)."""
+    """Write N x 32 x 32 x 3 uint8 images in the official python-pickle layout
+    (for fixtures)."""
     root = Path(root)
     labels = [int(v) for v in labels]
     if variant == 'cifar10':
@@ -133,8 +135,9 @@ def write_cifar_pickles(
 def synthetic_images(
     num: int, num_classes: int = 10, size: int = 32, seed: int = 0
 ):
-    """Learnable but not trivial images: class = (colour pair, stripe orientation), plus noise
-    and random shifts. Returns (N x size x size x 3 uint8, labels)."""
+    """Learnable but not trivial images: class = (colour pair, stripe
+    orientation), plus noise and random shifts. Returns (N x size x size x 3
+    uint8, labels)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, num)
     palette = rng.integers(30, 226, (num_classes, 2, 3))

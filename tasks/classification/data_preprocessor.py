@@ -1,4 +1,5 @@
-"""Data preprocessor: stack uint8 images, and in the batch path augment them on the device."""
+"""Data preprocessor: stack uint8 images, and in the batch path augment them on
+the device."""
 
 from __future__ import annotations
 
@@ -14,16 +15,21 @@ from .registry import MODELS
 
 @MODELS.register_module()
 class ClsDataPreprocessor(BaseDataPreprocessor):
-    """Stacks ``inputs`` into (B, C, H, W), moves the batch to the model's device, then:
+    """Stacks ``inputs`` into (B, C, H, W), moves the batch to the model's
+    device, then:
 
-    - training with ``batch_augment`` (the batch path): pad-and-crop and flip on the uint8
-      batch, normalise, Cutout (fill 0 = the mean colour), all vectorised on the device;
-    - normalises uint8 inputs with ``mean``/``std`` (0-255 units). With ``mean=None`` inputs
-      must already be normalised floats (the CPU augmentation path does it per image);
-    - ``resize_to``: bilinear resize after augmentation (MobileNetV1 at 224 on Tiny-ImageNet).
+    - training with ``batch_augment`` (the batch path): pad-and-crop and flip
+      on the uint8 batch, normalise, Cutout (fill 0 = the mean colour), all
+      vectorised on the device;
+    - normalises uint8 inputs with ``mean``/``std`` (0-255 units). With
+      ``mean=None`` inputs must already be normalised floats (the CPU
+      augmentation path does it per image);
+    - ``resize_to``: bilinear resize after augmentation (MobileNetV1 at 224 on
+      Tiny-ImageNet).
 
     Args:
-        batch_augment: e.g. ``dict(padding=4, flip_prob=0.5, cutout_size=16)``, or None.
+        batch_augment: e.g. ``dict(padding=4, flip_prob=0.5, cutout_size=16)``,
+            or None.
     """
 
     def __init__(
@@ -64,7 +70,8 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
                 )
             if not self.normalize:
                 raise ValueError(
-                    'batch_augment works on uint8 batches and needs mean/std to normalise'
+                    'batch_augment works on uint8 batches and needs mean/std '
+                    'to normalise'
                 )
         self.batch_augment = dict(batch_augment or {})
         self.resize_to = resize_to
@@ -78,21 +85,25 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
         if aug:
             if inputs.dtype != torch.uint8:
                 raise TypeError(
-                    f'the batch augmentation path expects uint8 images, got {inputs.dtype}: '
-                    'drop AlbuClsAugment from the pipeline or set batch_augment=None'
+                    f'the batch augmentation path expects uint8 images, got '
+                    f'{inputs.dtype}: '
+                    'drop AlbuClsAugment from the pipeline or set '
+                    'batch_augment=None'
                 )
             inputs = augment.random_crop(inputs, aug.get('padding', 4))
             inputs = augment.random_flip(inputs, aug.get('flip_prob', 0.5))
         if self.normalize:
             if inputs.is_floating_point():
                 raise TypeError(
-                    'ClsDataPreprocessor got float images but has mean/std set: the pipeline '
+                    'ClsDataPreprocessor got float images but has mean/std '
+                    'set: the pipeline '
                     'already normalised them; set mean=None, std=None'
                 )
             inputs = (inputs.float() - self.mean) / self.std
         elif not inputs.is_floating_point():
             raise TypeError(
-                'ClsDataPreprocessor got uint8 images with mean=None: set mean/std '
+                'ClsDataPreprocessor got uint8 images with mean=None: set '
+                'mean/std '
                 'or normalise in the pipeline (AlbuClsAugment)'
             )
         if aug and aug.get('cutout_size', 16) > 0:

@@ -1,4 +1,5 @@
-"""The data sample that travels with each image: labels plus metainfo (``sample_idx``)."""
+"""The data sample that travels with each image: labels plus metainfo
+(``sample_idx``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from mmengine.structures import BaseDataElement
 
 
 class ClsDataSample(BaseDataElement):
-    """``gt_label`` / ``pred_label`` are 0-d long tensors, ``pred_score`` the softmax vector.
+    """``gt_label`` / ``pred_label`` are 0-d long tensors, ``pred_score`` the
+    softmax vector.
 
-    The dataset index is metainfo: ``ClsDataSample(metainfo=dict(sample_idx=3)).sample_idx``.
+    The dataset index is metainfo:
+        ``ClsDataSample(metainfo=dict(sample_idx=3)).sample_idx``.
     """
 
     @property

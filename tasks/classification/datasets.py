@@ -1,7 +1,8 @@
 """Classification datasets: CIFAR-10/100 pickles, image folders, Tiny-ImageNet.
 
-Every dataset is an mmengine ``BaseDataset``; ``get_data_info(i)`` carries ``sample_idx=i``
-(mmengine adds it), which ``PackClsInputs`` moves into the data sample for AUSAM's score table.
+Every dataset is an mmengine ``BaseDataset``; ``get_data_info(i)`` carries
+``sample_idx=i`` (mmengine adds it), which ``PackClsInputs`` moves into the
+data sample for AUSAM's score table.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ _CIFAR = {
 
 
 def _build_pipeline(kwargs: dict) -> dict:
-    """Build transform configs from this scope's registry, so a dataset built outside a Runner
-    (no default scope set) still finds the project's transforms."""
+    """Build transform configs from this scope's registry, so a dataset built
+    outside a Runner (no default scope set) still finds the project's
+    transforms."""
     pipeline = kwargs.get('pipeline') or []
     kwargs['pipeline'] = [
         TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline
@@ -66,10 +68,12 @@ def _unpickle(path: Path) -> dict:
 
 
 class _CifarBase(BaseDataset):
-    """Images from the official python pickle batches, held in memory as N x 32 x 32 x 3 uint8.
+    """Images from the official python pickle batches, held in memory as N x 32
+    x 32 x 3 uint8.
 
-    ``data_root`` may be the batch folder itself (``cifar-10-batches-py``) or its parent.
-    ``download=True`` fetches and extracts the official archive into ``data_root`` first.
+    ``data_root`` may be the batch folder itself (``cifar-10-batches-py``) or
+    its parent. ``download=True`` fetches and extracts the official archive
+    into ``data_root`` first.
     """
 
     variant = 'cifar10'
@@ -83,7 +87,8 @@ class _CifarBase(BaseDataset):
     ):
         if split not in ('train', 'test'):
             raise ValueError(
-                f"{type(self).__name__} split must be 'train' or 'test', got {split!r}"
+                f"{type(self).__name__} split must be 'train' or 'test', got "
+                f'{split!r}'
             )
         self.split = split
         self.download = download
@@ -112,7 +117,8 @@ class _CifarBase(BaseDataset):
             data = np.asarray(entry['data'], dtype=np.uint8)
             if data.ndim != 2 or data.shape[1] != 3072:
                 raise ValueError(
-                    f'CIFAR batch file {folder / name} holds data of shape {data.shape}, '
+                    f'CIFAR batch file {folder / name} holds data of shape '
+                    f'{data.shape}, '
                     'expected (N, 3072)'
                 )
             images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
@@ -147,9 +153,10 @@ class CIFAR100(_CifarBase):
 class ImageFolder(BaseDataset):
     """``data_root/<class>/<image>``; classes are the sorted sub-folder names.
 
-    A fixed, class-balanced split for quick experiments: within each class the files are
-    shuffled with ``split_seed``; the first ``holdout_per_class`` form ``part='holdout'``, the
-    rest ``part='train'`` (capped at ``train_per_class``). ``part='all'`` keeps every file.
+    A fixed, class-balanced split for quick experiments: within each class the
+    files are shuffled with ``split_seed``; the first ``holdout_per_class``
+    form ``part='holdout'``, the rest ``part='train'`` (capped at
+    ``train_per_class``). ``part='all'`` keeps every file.
     """
 
     def __init__(
@@ -164,7 +171,8 @@ class ImageFolder(BaseDataset):
     ):
         if part not in ('all', 'train', 'holdout'):
             raise ValueError(
-                f"ImageFolder part must be 'all', 'train' or 'holdout', got {part!r}"
+                f"ImageFolder part must be 'all', 'train' or 'holdout', got "
+                f'{part!r}'
             )
         self.part = part
         self.holdout_per_class = holdout_per_class
@@ -180,7 +188,8 @@ class ImageFolder(BaseDataset):
         classes = sorted(p.name for p in root.iterdir() if p.is_dir())
         if not classes:
             raise ValueError(
-                f'ImageFolder found no class folders in {root} (expected root/<class>/<image>)'
+                f'ImageFolder found no class folders in {root} (expected '
+                f'root/<class>/<image>)'
             )
         self._metainfo.setdefault('classes', tuple(classes))
         data_list = []
@@ -205,7 +214,8 @@ class ImageFolder(BaseDataset):
             data_list += [dict(img_path=str(f), gt_label=label) for f in files]
         if not data_list:
             raise ValueError(
-                f'ImageFolder found no images with extensions {self.extensions} under {root}'
+                f'ImageFolder found no images with extensions '
+                f'{self.extensions} under {root}'
             )
         return data_list
 
@@ -214,9 +224,10 @@ class ImageFolder(BaseDataset):
 class TinyImageNet(BaseDataset):
     """Tiny-ImageNet-200 in its released layout under ``data_root``::
 
-    wnids.txt                        class ids, one per line (label = line number)
+    wnids.txt                    class ids, one per line (label = line)
     train/<wnid>/images/*.JPEG
-    val/images/*.JPEG + val/val_annotations.txt   (file \\t wnid \\t box)
+    val/images/*.JPEG
+    val/val_annotations.txt      file \\t wnid \\t box, one image per line
     """
 
     def __init__(self, data_root: str, split: str = 'train', **kwargs):
@@ -265,7 +276,8 @@ class TinyImageNet(BaseDataset):
                 parts = line.split('\t')
                 if len(parts) < 2 or parts[1] not in label_of:
                     raise ValueError(
-                        f'{ann}, line {n}: expected "<file>\\t<wnid>\\t...", with a wnid '
+                        f'{ann}, line {n}: expected "<file>\\t<wnid>\\t...", '
+                        f'with a wnid '
                         f'from wnids.txt; got {line!r}'
                     )
                 data_list.append(

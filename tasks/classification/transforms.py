@@ -1,4 +1,5 @@
-"""Per-image transforms: image loading, the albumentations CPU augmentation path, packing."""
+"""Per-image transforms: image loading, the albumentations CPU augmentation
+path, packing."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 @TRANSFORMS.register_module()
 class LoadClsImage(BaseTransform):
-    """Put ``results['img']`` (RGB uint8 HxWx3): read ``img_path`` unless the dataset gave pixels."""
+    """Put ``results['img']`` (RGB uint8 HxWx3): read ``img_path`` unless the
+    dataset gave pixels."""
 
     def transform(self, results: dict) -> dict:
         if results.get('img') is None:
@@ -50,8 +52,9 @@ class LoadClsImage(BaseTransform):
 
 
 class Cutout(A.ImageOnlyTransform):
-    """DeVries & Taylor's Cutout: the centre is uniform over the whole image and the square
-    is clipped at the border (albumentations' CoarseDropout keeps holes inside instead)."""
+    """DeVries & Taylor's Cutout: the centre is uniform over the whole image
+    and the square is clipped at the border (albumentations' CoarseDropout
+    keeps holes inside instead)."""
 
     def __init__(self, size: int = 16, fill: float = 0.0, p: float = 1.0):
         super().__init__(p=p)
@@ -81,11 +84,13 @@ class Cutout(A.ImageOnlyTransform):
 
 @TRANSFORMS.register_module()
 class AlbuClsAugment(BaseTransform):
-    """The CPU augmentation path: the same crop / flip / Cutout as ``augment.py`` plus
-    normalisation, per image with albumentations. Output: float32 HxWx3 normalised image.
+    """The CPU augmentation path: the same crop / flip / Cutout as
+    ``augment.py`` plus normalisation, per image with albumentations. Output:
+    float32 HxWx3 normalised image.
 
-    ``train=False`` only normalises (and resizes). ``mean``/``std`` are in 0-255 units.
-    ``resize_to`` resizes after augmentation (e.g. 64 -> 224 for MobileNetV1 on Tiny-ImageNet).
+    ``train=False`` only normalises (and resizes). ``mean``/``std`` are in
+    0-255 units. ``resize_to`` resizes after augmentation (e.g. 64 -> 224 for
+    MobileNetV1 on Tiny-ImageNet).
     """
 
     def __init__(
@@ -122,8 +127,9 @@ class AlbuClsAugment(BaseTransform):
         self._pid = None
 
     def _pipeline(self, h: int, w: int) -> A.Compose:
-        # Built per image size; reseeded in each dataloader worker, because a Compose forked
-        # from the main process would repeat the same random stream in every worker.
+        # Built per image size; reseeded in each dataloader worker, because a
+        # Compose forked from the main process would repeat the same random
+        # stream in every worker.
         if self._compose is None or self._compose_hw != (h, w):
             ops = list(self._ops)
             if self.train and self._pad > 0:
@@ -152,10 +158,11 @@ class AlbuClsAugment(BaseTransform):
 
 @TRANSFORMS.register_module()
 class PackClsInputs(BaseTransform):
-    """-> dict(inputs=CxHxW tensor (uint8 or float), data_samples=ClsDataSample).
+    """-> dict(inputs=CxHxW tensor (uint8 or float),
+    data_samples=ClsDataSample).
 
-    The sample's metainfo carries ``sample_idx`` (the dataset index AUSAM scores by) and the
-    keys in ``meta_keys`` that the data info has.
+    The sample's metainfo carries ``sample_idx`` (the dataset index AUSAM
+    scores by) and the keys in ``meta_keys`` that the data info has.
     """
 
     def __init__(

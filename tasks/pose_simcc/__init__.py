@@ -1,7 +1,8 @@
 """SimCC human pose estimation on MPII (registry scope ``tasks.pose_simcc``).
 
-mmpose supplies the dataset, transforms, SimCC codec and PCKh metric; the models
-are this package's own, because ``mmpose.models`` does not import on this stack.
+mmpose supplies the dataset, transforms, SimCC codec and PCKh metric; the
+models are this package's own, because ``mmpose.models`` does not import on
+this stack.
 """
 
 from . import registry  # noqa: F401  (registers the scope's nodes)

@@ -21,7 +21,8 @@ PCKH_COLUMNS = {
 
 
 def _lookup(metrics, key):
-    # Evaluators may prefix keys ('mpii/PCK'); match on the name after the prefix.
+    # Evaluators may prefix keys ('mpii/PCK'); match on the name after the
+    # prefix.
     for name, value in metrics.items():
         if name == key or name.rsplit('/', 1)[-1] == key:
             return float(value)
@@ -32,15 +33,17 @@ def _lookup(metrics, key):
 
 
 def pckh_row(metrics):
-    """Return {column: value} for the Table-4 columns from MpiiPCKAccuracy output."""
+    """Return {column: value} for the Table-4 columns from MpiiPCKAccuracy
+    output."""
     return {col: _lookup(metrics, key) for col, key in PCKH_COLUMNS.items()}
 
 
 def format_pckh_table(metrics, name='model'):
-    """Markdown table: Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean, Mean@0.1.
+    """Markdown table: Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean,
+    Mean@0.1.
 
-    ``metrics`` is the dict ``MpiiPCKAccuracy`` returns (or a dict of such dicts
-    keyed by row name, to compare several runs in one table).
+    ``metrics`` is the dict ``MpiiPCKAccuracy`` returns (or a dict of such
+    dicts keyed by row name, to compare several runs in one table).
     """
     rows = (
         metrics

@@ -5,7 +5,8 @@ Layout (the same as real MPII under mmpose)::
     <root>/images/000000001.jpg ...
     <root>/annotations/mpii_train.json
     <root>/annotations/mpii_val.json
-    <root>/annotations/mpii_gt_val.mat   # jnt_missing, pos_gt_src, headboxes_src
+    <root>/annotations/mpii_gt_val.mat
+        (jnt_missing, pos_gt_src, headboxes_src)
 
 Coordinates in the JSON and the .mat are 1-based (MATLAB), as in MPII: a joint
 drawn at pixel (x, y) is stored as (x + 1, y + 1).
@@ -63,7 +64,8 @@ def _unit(deg):
 
 
 def random_pose(rng, height):
-    """16 joints (x, y) of a front-facing figure of the given height, pelvis at 0.
+    """16 joints (x, y) of a front-facing figure of the given height, with
+    the pelvis at 0.
 
     The figure's right side is on the image's left, as for a person facing the
     camera, so horizontal flips keep the usual left/right convention.
@@ -124,7 +126,8 @@ def draw_figure(img, joints):
 
 
 def make_sample(rng, image_size):
-    """Return (image, joints 0-based (16, 2), head box 0-based [[x1, y1], [x2, y2]])."""
+    """Return (image, joints 0-based (16, 2), head box 0-based [[x1, y1], [x2,
+    y2]])."""
     height = rng.uniform(0.55, 0.75) * image_size
     joints = random_pose(rng, height)
     lo, hi = joints.min(0), joints.max(0)

@@ -1,17 +1,19 @@
 """Registry scope ``tasks.pose_simcc`` for the SimCC pose task.
 
 Why a scope of its own: mmpose's datasets, transforms, codecs and metrics are
-wanted, but ``mmpose.models`` cannot be imported (it needs mmcv's compiled ops),
-and mmpose's MODELS registry imports it lazily on any build from the ``mmpose``
-scope. So:
+wanted, but ``mmpose.models`` cannot be imported (it needs mmcv's compiled
+ops), and mmpose's MODELS registry imports it lazily on any build from the
+``mmpose`` scope. So:
 
 * DATASETS, DATA_SAMPLERS, TRANSFORMS, KEYPOINT_CODECS, METRICS, EVALUATOR and
-  HOOKS are children of mmpose's registries: a lookup that misses here falls back
-  to mmpose's entries (and from there to mmengine's). Their ``locations`` import
-  only the mmpose sub-packages that are safe (datasets, codecs, evaluation).
+  HOOKS are children of mmpose's registries: a lookup that misses here falls
+  back to mmpose's entries (and from there to mmengine's). Their ``locations``
+  import only the mmpose sub-packages that are safe (datasets, codecs,
+  evaluation).
 * MODELS, MODEL_WRAPPERS, WEIGHT_INITIALIZERS, TASK_UTILS and VISUALIZERS are
-  children of mmengine's root registries, NOT of mmpose's, so no lookup can reach
-  mmpose's lazy ``mmpose.models`` import. This task's own models live here.
+  children of mmengine's root registries, NOT of mmpose's, so no lookup can
+  reach mmpose's lazy ``mmpose.models`` import. This task's own models live
+  here.
 * The remaining runner registries are children of mmengine's roots so that a
   Runner in this scope finds its loops, optimizers, the project's SAM/AUSAM
   optimizer wrappers (registered in mmengine's root OPTIM_WRAPPERS) and the

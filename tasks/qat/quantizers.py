@@ -61,7 +61,8 @@ def fake_quantize_ste(
     """``clamp(round(x / scale), qmin, qmax) * scale`` with the clipped STE.
 
     The gradient w.r.t. ``x`` is 1 where ``qmin <= x / scale <= qmax`` and 0
-    outside (Jacob et al. 2018, Bengio et al. 2013). ``scale`` gets no gradient.
+    outside (Jacob et al. 2018, Bengio et al. 2013). ``scale`` gets no
+    gradient.
     """
     return _FakeQuantizeSTE.apply(x, scale.detach(), qmin, qmax)
 
@@ -92,7 +93,8 @@ class _LSQQuantize(torch.autograd.Function):
 
 
 def _channel_view(t: torch.Tensor, like: torch.Tensor, axis: int):
-    """Reshape a per-channel vector so it broadcasts along ``axis`` of ``like``."""
+    """Reshape a per-channel vector so it broadcasts along ``axis`` of
+    ``like``."""
     shape = [1] * like.dim()
     shape[axis] = -1
     return t.reshape(shape)
@@ -195,7 +197,8 @@ class FakeQuantizer(nn.Module):
         raise NotImplementedError
 
     def quantize_to_int(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer codes ``clamp(round(x / scale), qmin, qmax)`` (float dtype)."""
+        """Integer codes ``clamp(round(x / scale), qmin, qmax)`` (float
+        dtype)."""
         qmin, qmax = self.qrange
         scale = self._broadcast(self.get_scale(), x).to(x.dtype)
         return torch.clamp(torch.round(x / scale), qmin, qmax)
@@ -240,7 +243,8 @@ class MinMaxQuantizer(FakeQuantizer):
         shape = (num_channels,) if num_channels is not None else ()
         self.register_buffer('min_val', torch.zeros(shape))
         self.register_buffer('max_val', torch.zeros(shape))
-        # Set by calibration_mode: observe in eval mode, average batches equally.
+        # Set by calibration_mode: observe in eval mode, average batches
+        # equally.
         self.calibrating = False
         self._calib_batches = 0
 

@@ -1,4 +1,5 @@
-"""Fixture data in the three layouts the classification datasets read (generated, tiny)."""
+"""Fixture data in the three layouts the classification datasets read
+(generated, tiny)."""
 
 import cv2
 import numpy as np
@@ -55,7 +56,8 @@ def image_folder_root(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def tiny_imagenet_root(tmp_path_factory):
-    """Tiny-ImageNet's released layout, 3 classes, 64x64 JPEGs (one grayscale, as in the real set)."""
+    """Tiny-ImageNet's released layout, 3 classes, 64x64 JPEGs (one grayscale,
+    as in the real set)."""
     root = tmp_path_factory.mktemp('tiny') / 'tiny-imagenet-200'
     wnids = ['n01443537', 'n01629819', 'n01641577']
     (root / 'val' / 'images').mkdir(parents=True)
@@ -90,8 +92,8 @@ def tiny_imagenet_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """The test machine's cores are shared: one intra-op thread is several times faster there
-    than two threads spinning against other processes."""
+    """The test machine's cores are shared: one intra-op thread is several
+    times faster there than two threads spinning against other processes."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,5 +1,6 @@
-"""The batch (on-device) and CPU (albumentations) augmentation paths: exact geometry of each
-operation, and agreement in distribution between the two paths."""
+"""The batch (on-device) and CPU (albumentations) augmentation paths: exact
+geometry of each operation, and agreement in distribution between the two
+paths."""
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ N = 3000
 
 
 def column_image():
-    """32x32 image whose value encodes the column (100 + 4x), constant along rows."""
+    """32x32 image whose value encodes the column (100 + 4x), constant along
+    rows."""
     col = (100 + 4 * np.arange(32)).astype(np.uint8)
     return np.repeat(np.repeat(col[None, :, None], 32, 0), 3, 2)
 
@@ -66,7 +68,8 @@ def crop_offsets_and_flips(out):
         cols = (vals - 100) / 4  # source column of each output pixel
         good = np.flatnonzero(~np.isnan(cols))
         flipped = cols[good[-1]] < cols[good[0]]
-        # Source column of output x is x + ox - 4 (unflipped); flipping mirrors the crop.
+        # Source column of output x is x + ox - 4 (unflipped); flipping mirrors
+        # the crop.
         shift = cols[good[0]] - good[0] + 4
         ox.append(
             int(round(shift))
@@ -119,7 +122,8 @@ def test_crop_and_flip_agree_in_distribution():
         counts = np.bincount(oy * 9 + ox, minlength=81)
         assert stats.chisquare(counts).pvalue > 1e-4
         assert abs(flips.mean() - 0.5) < 4 * np.sqrt(0.25 / N)
-    # The two paths against each other: offsets (contingency table) and flip rates.
+    # The two paths against each other: offsets (contingency table) and flip
+    # rates.
     table = np.stack(
         [np.bincount(p[0] * 9 + p[1], minlength=81) for p in (b, c)]
     )
@@ -128,7 +132,8 @@ def test_crop_and_flip_agree_in_distribution():
 
 
 def expected_cut_probability(size=32, cut=16):
-    """P(pixel is cut) for a centre uniform on the grid and the square [c - 8, c + 8)."""
+    """P(pixel is cut) for a centre uniform on the grid and the square [c - 8,
+    c + 8)."""
     p = (
         np.array(
             [

@@ -1,4 +1,5 @@
-"""The classifier's loss / predict modes (per-sample protocol) and the accuracy metric."""
+"""The classifier's loss / predict modes (per-sample protocol) and the accuracy
+metric."""
 
 import pytest
 import torch

@@ -1,6 +1,6 @@
-"""Every config in configs/classification builds (model, dataset on fixture data, optim wrapper)
-and runs two training iterations; one config runs end to end through mmengine's Runner
-(train, checkpoint, resume, test)."""
+"""Every config in configs/classification builds (model, dataset on fixture
+data, optim wrapper) and runs two training iterations; one config runs end to
+end through mmengine's Runner (train, checkpoint, resume, test)."""
 
 import copy
 from itertools import islice
@@ -25,8 +25,9 @@ HEAVY = ('wrn28-10', 'pyramidnet110', 'resnet50')
 
 
 def is_slow(path):
-    """Two iterations of the big networks' extra alpha variants take a few seconds each on CPU:
-    those run under `slow`; test_slow_configs_build still builds them in the fast suite."""
+    """Two iterations of the big networks' extra alpha variants take a few
+    seconds each on CPU: those run under `slow`; test_slow_configs_build
+    still builds them in the fast suite."""
     return path.stem.startswith(HEAVY) and any(
         f'ausam-a{a}_' in path.stem for a in ('0.4', '0.6', '0.7')
     )
@@ -37,7 +38,8 @@ SLOW = [p for p in CONFIGS if is_slow(p)]
 
 # Wrappers whose rho is SAM's (MSAM's rho is a different radius).
 def shrink(cfg, roots, batch_size=4, resize_to=8):
-    """Point the config at fixture data, tiny batches and a small input size."""
+    """Point the config at fixture data, tiny batches and a small input
+    size."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dl = cfg[key]
         dl.update(
@@ -213,7 +215,8 @@ def test_cpu_augmentation_bases_swap_in(dataset_base, roots, tmp_path):
     leaf = tmp_path / 'leaf.py'
     base = CONFIG_DIR.parent / '_base_' / 'datasets' / dataset_base
     leaf.write_text(
-        f"_base_ = ['{CONFIG_DIR.parent}/_base_/models/resnet18.py', '{base}']\n"
+        f"_base_ = ['{CONFIG_DIR.parent}/_base_/models/resnet18.py', "
+        f"'{base}']\n"
         'model = dict(data_preprocessor={{_base_.data_preprocessor}})\n'
     )
     cfg = Config.fromfile(str(leaf))

@@ -1,4 +1,5 @@
-"""The three dataset layouts, sample_idx, the shared CIFAR-10 JPEGs, and errors that name the file."""
+"""The three dataset layouts, sample_idx, the shared CIFAR-10 JPEGs, and errors
+that name the file."""
 
 import os
 import shutil

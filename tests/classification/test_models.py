@@ -1,4 +1,5 @@
-"""Architectures: parameter counts against the published numbers, output shapes."""
+"""Architectures: parameter counts against the published numbers, output
+shapes."""
 
 import pytest
 import torch
@@ -22,7 +23,8 @@ def n_params(model):
 
 
 def test_resnet18_cifar_stem_exact_count():
-    # torchvision's resnet18 (11,689,512) with a 3x3 stem (-9,408 +1,728) and a 10-way head.
+    # torchvision's resnet18 (11,689,512) with a 3x3 stem (-9,408 +1,728) and a
+    # 10-way head.
     assert n_params(resnet18(10)) == 11_173_962
 
 

@@ -89,7 +89,8 @@ class ToyDataset(Dataset):
 
 
 def batch(dataset, idx):
-    """A collated batch of the given dataset indices (as a dataloader gives)."""
+    """A collated batch of the given dataset indices (as a dataloader
+    gives)."""
     items = [dataset[i] for i in idx]
     return dict(
         inputs=[it['inputs'] for it in items],

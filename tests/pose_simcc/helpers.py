@@ -29,7 +29,8 @@ def small_config(
     flip=True,
     val=True,
 ):
-    """The real config ``name`` with a TinyConvNet backbone at ``input_size``."""
+    """The real config ``name`` with a TinyConvNet backbone at
+    ``input_size``."""
     from mmengine.config import Config
 
     cfg = Config.fromfile(str(CONFIGS[name]))

@@ -1,4 +1,5 @@
-"""The shipped configs parse, build, and carry the paper's / mmpose's recipe."""
+"""The shipped configs parse, build, and carry the paper's / mmpose's
+recipe."""
 
 import pytest
 from mmengine.config import Config

@@ -1,4 +1,5 @@
-"""PCKh through mmpose's MpiiPCKAccuracy on the generated dataset, and the table."""
+"""PCKh through mmpose's MpiiPCKAccuracy on the generated dataset, and the
+table."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""mmpose's MPII dataset and top-down pipeline, built through tasks.pose_simcc."""
+"""mmpose's MPII dataset and top-down pipeline, built through
+tasks.pose_simcc."""
 
 import subprocess
 import sys
@@ -118,7 +119,8 @@ def test_scope_never_imports_mmpose_models():
         'import ausam_tasks\n'
         "assert 'mmpose' not in sys.modules, 'ausam_tasks imported mmpose'\n"
         'from mmengine.config import Config\n'
-        'from mmengine.registry import MODELS, DATASETS, METRICS, init_default_scope\n'
+        'from mmengine.registry import MODELS, DATASETS, METRICS, '
+        'init_default_scope\n'
         f'cfg = Config.fromfile({str(CONFIGS["ausam"])!r})\n'
         'import tasks.pose_simcc\n'
         'init_default_scope(cfg.default_scope)\n'

@@ -40,7 +40,8 @@ def test_each_optimizer_trains(name, mpii_fixture, tmp_path):
 
 
 def _mean_pose_baseline(runner):
-    """PCKh of predicting the training set's mean crop-space pose everywhere."""
+    """PCKh of predicting the training set's mean crop-space pose
+    everywhere."""
     from tasks.pose_simcc.registry import METRICS
 
     coords = []

@@ -27,7 +27,8 @@ def _worker(rank, port, out_dir):
         torch.manual_seed(0)
         model = quantize_model(cifar_resnet(8, 4), 4, 4, quantizer='lsq')
         torch.manual_seed(100 + rank)  # each rank sees different data
-        # rank 1's inputs are all positive: its first layer would pick 'unsigned'
+        # rank 1's inputs are all positive: its first layer would pick
+        # 'unsigned'
         x = torch.randn(4, 3, 32, 32) + (10 if rank else 0)
         calibrate(model, [x])
         _broadcast_quantizer_state(model)

@@ -1,4 +1,5 @@
-"""Classification networks (plain constructors) and the mmengine classifier around them."""
+"""Classification networks (plain constructors) and the mmengine classifier
+around them."""
 
 from ..registry import MODELS
 from .cifar_resnet import CifarResNet, cifar_resnet
@@ -7,8 +8,9 @@ from .pyramidnet import PyramidNet, pyramidnet110
 from .resnet import ResNet, resnet18, resnet50
 from .wide_resnet import WideResNet, wide_resnet28_10
 
-# Only the constructors are registered (lower-case names, `net=dict(type='resnet18', ...)`), so the
-# class names stay free for other tasks sharing the ausam_tasks scope.
+# Only the constructors are registered (lower-case names,
+# `net=dict(type='resnet18', ...)`), so the class names stay free for other
+# tasks sharing the ausam_tasks scope.
 for _fn in (
     resnet18,
     resnet50,

@@ -1,7 +1,8 @@
 """Small CIFAR ResNet (He et al. 2016, section 4.2): depth 6n+2, three stages.
 
-``width`` scales the stage widths (16, 32, 64) * width / 16, so ``cifar_resnet(20, 8)`` is a
-narrow ResNet-20 that trains in minutes on a CPU: the model of the tests, demo and CPU benchmarks.
+``width`` scales the stage widths (16, 32, 64) * width / 16, so
+``cifar_resnet(20, 8)`` is a narrow ResNet-20 that trains in minutes on a CPU:
+the model of the tests, demo and CPU benchmarks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class CifarResNet(nn.Module):
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
             raise ValueError(
-                f'CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56), got {depth}'
+                f'CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, '
+                f'56), got {depth}'
             )
         if width < 1:
             raise ValueError(f'CIFAR ResNet width must be >= 1, got {width}')
@@ -61,5 +63,6 @@ def cifar_resnet(
     num_classes: int = 10,
     in_channels: int = 3,
 ) -> CifarResNet:
-    """ResNet-{depth} for 32x32 inputs; depth 20, width 16 is the original ResNet-20 (0.27M parameters)."""
+    """ResNet-{depth} for 32x32 inputs; depth 20, width 16 is the original
+    ResNet-20 (0.27M parameters)."""
     return CifarResNet(depth, width, num_classes, in_channels)

@@ -1,8 +1,8 @@
 """PyramidNet (Han, Kim & Kim 2017) with basic blocks, for 32x32 inputs.
 
-The width grows by ``alpha / (3 n)`` channels per block (additive pyramid); shortcuts
-are parameter-free: average pooling when the block downsamples, zero channels padded
-onto the identity when the width grows.
+The width grows by ``alpha / (3 n)`` channels per block (additive pyramid);
+shortcuts are parameter-free: average pooling when the block downsamples, zero
+channels padded onto the identity when the width grows.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class PyramidNet(nn.Module):
         super().__init__()
         if (depth - 2) % 6 != 0:
             raise ValueError(
-                f'PyramidNet with basic blocks needs depth 6n+2 (e.g. 110, 272), got {depth}'
+                f'PyramidNet with basic blocks needs depth 6n+2 (e.g. 110, '
+                f'272), got {depth}'
             )
         n = (depth - 2) // 6
         add_rate = alpha / (3 * n)
@@ -91,5 +92,6 @@ class PyramidNet(nn.Module):
 def pyramidnet110(
     num_classes: int = 100, alpha: float = 270, in_channels: int = 3
 ) -> PyramidNet:
-    """PyramidNet-110 (alpha 270, basic blocks): 28.3M parameters at 100 classes."""
+    """PyramidNet-110 (alpha 270, basic blocks): 28.3M parameters at 100
+    classes."""
     return PyramidNet(110, alpha, num_classes, in_channels)

@@ -1,8 +1,8 @@
 """ResNet-18 / ResNet-50 (He et al. 2016) with a choice of stem.
 
-``stem='cifar'`` is the 3x3, stride-1 first convolution without max-pooling used for
-32x32 (CIFAR) and 64x64 (Tiny-ImageNet) inputs; ``stem='imagenet'`` is the original
-7x7 stride-2 convolution followed by 3x3 max-pooling.
+``stem='cifar'`` is the 3x3, stride-1 first convolution without max-pooling
+used for 32x32 (CIFAR) and 64x64 (Tiny-ImageNet) inputs; ``stem='imagenet'`` is
+the original 7x7 stride-2 convolution followed by 3x3 max-pooling.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Four stages of residual blocks (widths 64-128-256-512), global pooling, linear."""
+    """Four stages of residual blocks (widths 64-128-256-512), global pooling,
+    linear."""
 
     def __init__(
         self,
@@ -127,7 +128,8 @@ class ResNet(nn.Module):
 def resnet18(
     num_classes: int = 10, stem: str = 'cifar', in_channels: int = 3
 ) -> ResNet:
-    """ResNet-18; with the CIFAR stem and 10 classes it has 11,173,962 parameters."""
+    """ResNet-18; with the CIFAR stem and 10 classes it has 11,173,962
+    parameters."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, stem, in_channels)
 
 

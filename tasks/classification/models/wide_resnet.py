@@ -1,4 +1,5 @@
-"""WideResNet-d-k (Zagoruyko & Komodakis 2016), pre-activation blocks, for 32x32 inputs."""
+"""WideResNet-d-k (Zagoruyko & Komodakis 2016), pre-activation blocks, for
+32x32 inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ __all__ = ['WideResNet', 'wide_resnet28_10']
 
 
 class WideBasicBlock(nn.Module):
-    """BN-ReLU-conv3x3-BN-ReLU-(dropout)-conv3x3 with a 1x1 projection when the shape changes."""
+    """BN-ReLU-conv3x3-BN-ReLU-(dropout)-conv3x3 with a 1x1 projection when the
+    shape changes."""
 
     def __init__(
         self, in_ch: int, out_ch: int, stride: int, dropout: float = 0.0
@@ -35,7 +37,8 @@ class WideBasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.relu(self.bn1(x))
-        # The projection sees the pre-activated input, as in the reference WRN code.
+        # The projection sees the pre-activated input, as in the reference WRN
+        # code.
         identity = x if self.shortcut is None else self.shortcut(pre)
         out = self.conv1(pre)
         out = self.conv2(self.dropout(self.relu(self.bn2(out))))
@@ -54,7 +57,8 @@ class WideResNet(nn.Module):
         super().__init__()
         if (depth - 4) % 6 != 0:
             raise ValueError(
-                f'WideResNet depth must be 6n+4 (e.g. 16, 22, 28, 40), got {depth}'
+                f'WideResNet depth must be 6n+4 (e.g. 16, 22, 28, 40), got '
+                f'{depth}'
             )
         n = (depth - 4) // 6
         widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]

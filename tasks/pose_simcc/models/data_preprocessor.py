@@ -7,11 +7,13 @@ from ..registry import MODELS
 
 @MODELS.register_module()
 class PoseDataPreprocessor(ImgDataPreprocessor):
-    """Stacks same-size uint8 crops into a float (B, 3, H, W) tensor and normalises.
+    """Stacks same-size uint8 crops into a float (B, 3, H, W) tensor and
+    normalises.
 
     Top-down crops all have the network input size, so a size mismatch means a
     pipeline without ``TopdownAffine``; that is reported instead of padded.
-    Data samples pass through unchanged (their ``sample_idx`` stays in metainfo).
+    Data samples pass through unchanged (their ``sample_idx`` stays in
+    metainfo).
     """
 
     def forward(self, data, training=False):

@@ -8,16 +8,19 @@ from ..registry import MODELS
 
 @MODELS.register_module()
 class KLDiscreteLoss(nn.Module):
-    """KL divergence between SimCC label vectors and softmax(predictions), per sample.
+    """KL divergence between SimCC label vectors and softmax(predictions), per
+    sample.
 
-    For sample n with K keypoints, target weights w[n, k] and bins along each axis,
+    For sample n with K keypoints, target weights w[n, k] and bins along each
+    axis,
 
-        loss[n] = 1/K * sum_k w[n, k] * sum_{x, y} mean_bins KL(t || softmax(beta p))
+        loss[n] = 1/K * sum_k w[n, k] * sum_{x, y} mean_bins KL(t ||
+        softmax(beta p))
 
     with KL(t || q) = t * (log t - log q) elementwise (0 where t == 0). This is
-    mmpose's ``KLDiscretLoss`` applied to one sample: mmpose (1.3.2) returns the
-    same sum over the batch, so ``loss.sum()`` equals mmpose's value and the
-    mean that mmengine logs is that value divided by the batch size.
+    mmpose's ``KLDiscretLoss`` applied to one sample: mmpose (1.3.2) returns
+    the same sum over the batch, so ``loss.sum()`` equals mmpose's value and
+    the mean that mmengine logs is that value divided by the batch size.
 
     Args:
         beta: softmax temperature on predictions.

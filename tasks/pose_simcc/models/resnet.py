@@ -23,8 +23,9 @@ class ResNet(nn.Module):
 
     Args:
         depth: 18, 34, 50, 101 or 152.
-        checkpoint: optional path to a torchvision state dict (e.g. the ImageNet
-            ``resnet50-*.pth``) loaded at construction. Nothing is downloaded.
+        checkpoint: optional path to a torchvision state dict (e.g. the
+            ImageNet ``resnet50-*.pth``) loaded at construction. Nothing is
+            downloaded.
 
     ``forward`` returns a one-element tuple with the last feature map of shape
     (B, C, H/32, W/32), C = 512 (depth 18/34) or 2048 (50+).
@@ -42,7 +43,8 @@ class ResNet(nn.Module):
             if not Path(checkpoint).is_file():
                 raise FileNotFoundError(
                     f'ResNet checkpoint {checkpoint} does not exist; download '
-                    f"torchvision's resnet{depth} ImageNet weights there or set "
+                    f"torchvision's resnet{depth} ImageNet weights there or "
+                    f'set '
                     'model.backbone.checkpoint=None'
                 )
             state = torch.load(

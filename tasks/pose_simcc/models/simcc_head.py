@@ -7,7 +7,8 @@ from ..registry import MODELS
 
 @MODELS.register_module()
 class SimCCHead(nn.Module):
-    """Optional deconv stack, a 1x1 conv to K channels, then two linear classifiers.
+    """Optional deconv stack, a 1x1 conv to K channels, then two linear
+    classifiers.
 
     Args:
         in_channels: channels of the backbone's last feature map.
@@ -15,11 +16,11 @@ class SimCCHead(nn.Module):
         input_size: network input (w, h).
         in_featuremap_size: backbone feature map (w, h), e.g. input_size // 32.
         simcc_split_ratio: bins per input pixel; x has round(w * ratio) bins.
-        deconv_out_channels: channels of each 4x4 stride-2 deconv layer, or None
-            for none (mmpose's MPII recipe uses none).
+        deconv_out_channels: channels of each 4x4 stride-2 deconv layer, or
+            None for none (mmpose's MPII recipe uses none).
 
-    ``forward(feats)`` takes the backbone's tuple and returns (pred_x, pred_y) of
-    shapes (B, K, Wx) and (B, K, Wy).
+    ``forward(feats)`` takes the backbone's tuple and returns (pred_x, pred_y)
+    of shapes (B, K, Wx) and (B, K, Wy).
     """
 
     def __init__(
@@ -57,8 +58,10 @@ class SimCCHead(nn.Module):
         expected = tuple(self.in_featuremap_size[::-1])
         if tuple(x.shape[-2:]) != expected:
             raise ValueError(
-                f'SimCCHead got a {tuple(x.shape[-2:])} (h, w) feature map but '
-                f'in_featuremap_size={self.in_featuremap_size} (w, h); set it to '
+                f'SimCCHead got a {tuple(x.shape[-2:])} (h, w) feature map '
+                f'but '
+                f'in_featuremap_size={self.in_featuremap_size} (w, h); set it '
+                f'to '
                 'input_size divided by the backbone stride'
             )
         x = self.final_layer(self.deconv_layers(x)).flatten(2)

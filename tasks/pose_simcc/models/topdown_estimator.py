@@ -16,8 +16,9 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
 
     Args:
         backbone, head, loss: configs built from this task's MODELS registry.
-        codec: a ``SimCCLabel`` config (mmpose codec) used to decode predictions;
-            it must match the one in the pipeline's ``GenerateTarget``.
+        codec: a ``SimCCLabel`` config (mmpose codec) used to decode
+            predictions; it must match the one in the pipeline's
+            ``GenerateTarget``.
         test_cfg: ``flip_test`` (average with the horizontally flipped crop).
         data_preprocessor: e.g. ``PoseDataPreprocessor`` (mean/std, BGR->RGB).
 
@@ -68,7 +69,8 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
         labels = [ds.gt_instance_labels for ds in data_samples]
         if 'keypoint_x_labels' not in labels[0]:
             raise ValueError(
-                'training data samples have no SimCC labels; the train pipeline '
+                'training data samples have no SimCC labels; the train '
+                'pipeline '
                 "needs GenerateTarget(encoder=dict(type='SimCCLabel', ...)) "
                 'before PackPoseInputs'
             )
@@ -85,7 +87,8 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
         return losses
 
     def _label_accuracy(self, pred_x, pred_y, gt_x, gt_y, weights, thr=0.05):
-        """Share of weighted joints whose argmax lies within thr * input size."""
+        """Share of weighted joints whose argmax lies within thr * input
+        size."""
         ratio = self.codec.simcc_split_ratio
         size = pred_x.new_tensor([pred_x.shape[-1], pred_y.shape[-1]]) / ratio
         pred = torch.stack([pred_x.argmax(-1), pred_y.argmax(-1)], -1) / ratio
@@ -110,7 +113,8 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
         return self.add_predictions(pred_x, pred_y, data_samples)
 
     def predict_simcc(self, inputs, flip_indices=None):
-        """SimCC vectors; with ``flip_indices``, averaged with the flipped crop's.
+        """SimCC vectors; with ``flip_indices``, averaged with the flipped
+        crop's.
 
         The flipped crop's vectors are mapped back before averaging: joints are
         swapped left/right by ``flip_indices`` and the x bins are reversed.
@@ -123,7 +127,8 @@ class TopdownPoseEstimator(SAMTrainStepMixin, BaseModel):
         return pred_x, pred_y
 
     def add_predictions(self, pred_x, pred_y, data_samples):
-        """Decode SimCC vectors and map keypoints from the crop to the image."""
+        """Decode SimCC vectors and map keypoints from the crop to the
+        image."""
         keypoints, scores = self.codec.decode(
             pred_x.float().cpu().numpy(), pred_y.float().cpu().numpy()
         )
