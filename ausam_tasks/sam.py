@@ -96,6 +96,29 @@ def second_pass(model: Optional[nn.Module]) -> Iterator[None]:
         yield
 
 
+def rank_by_loss(
+    closure: Closure, step: int, check_finite: bool = True
+) -> torch.Tensor:
+    """Every sample's loss at w from one forward without autograd (K-SAM's
+    ranking pass: no graph is kept, so it costs a forward only). It runs in
+    train mode and is the step's one BatchNorm statistics update, as the
+    whole-batch forward of Ni et al. (2022) is."""
+    with torch.no_grad():
+        losses = closure(None)
+    return total_loss(losses, step, 'at w (ranking pass)', check_finite)
+
+
+def frozen_bn_closure(closure: Closure, model: Optional[nn.Module]):
+    """``closure`` with BatchNorm statistics frozen: after a ranking pass
+    the SAM passes on the subset must not update them again."""
+
+    def run(positions):
+        with frozen_bn_stats(model):
+            return closure(positions)
+
+    return run
+
+
 def total_loss(
     losses: Dict[str, torch.Tensor],
     step: int,
@@ -134,6 +157,7 @@ class StepResult:
     positions: Optional[torch.Tensor] = None  # selected batch positions
     dlp: Optional[torch.Tensor] = None  # |loss_after - loss_before| (Eq. 5)
     skipped: bool = False  # fp16 overflow: no update, no scores
+    sam: bool = True  # False: a plain one-pass step of the base optimizer
 
 
 class SAM:
@@ -248,6 +272,35 @@ class SAM:
             skipped=scaler is not None and not bool(torch.isfinite(dlp).all()),
         )
 
+    def one_pass(
+        self,
+        closure: Closure,
+        positions: Optional[torch.Tensor] = None,
+        scaler: Optional['torch.amp.GradScaler'] = None,
+        update: Optional[Callable[[], None]] = None,
+    ) -> StepResult:
+        """A plain step of the base optimizer: one forward/backward at w,
+        then ``update()`` (which may first edit the gradient, e.g. LookSAM).
+        With fp16 the gradient stays scaled; the scaler's step unscales it
+        and skips the step on an overflow."""
+        update = update or self.optimizer.step
+        step = self.num_steps
+        self.num_steps += 1
+        losses = closure(positions)
+        loss = total_loss(losses, step, 'at w', check_finite=scaler is None)
+        backward(loss.mean(), scaler)
+        update()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss.detach()
+        return StepResult(
+            losses={k: v.detach() for k, v in losses.items()},
+            loss_before=loss,
+            positions=positions,
+            skipped=scaler is not None
+            and not bool(torch.isfinite(loss).all()),
+            sam=False,
+        )
+
     def step(
         self,
         closure: Closure,
@@ -359,21 +412,19 @@ class AUSAM(SAM):
     ) -> StepResult:
         sample_idx = torch.as_tensor(sample_idx, dtype=torch.int64).cpu()
         self.table._check(sample_idx)  # fail before any work on a bad index
-        first = None
         if (
             self.selector == 'topk_loss'
             and self.alpha < 1.0
             and epoch >= self.init_epochs
         ):
-            # K-SAM needs every sample's loss at w before choosing.
-            first = closure(None)
-            pos = self.select(
-                sample_idx, epoch, total_loss(first, self.num_steps, 'at w')
-            )
-            first = {k: v[pos.to(v.device)] for k, v in first.items()}
+            # K-SAM (the same path as methods.KSAM): rank by a no-grad
+            # forward, then both passes on the top n with BN stats frozen.
+            ranked = rank_by_loss(closure, self.num_steps, scaler is None)
+            pos = self.select(sample_idx, epoch, ranked)
+            closure = frozen_bn_closure(closure, model)
         else:
             pos = self.select(sample_idx, epoch)
-        result = self.two_passes(closure, pos, model, scaler, update, first)
+        result = self.two_passes(closure, pos, model, scaler, update)
         if not result.skipped:
             idx, dlp = gather_scores(sample_idx[pos], result.dlp.cpu())
             self.table.update(idx, dlp)  # Eq. 6

@@ -2,8 +2,12 @@ from .checkpoint import allow_mmengine_checkpoints, load_checkpoint_file
 from .diagnostics_hook import SelectionDiagnosticsHook
 from .hooks import SharpnessAwareLoggerHook
 from .methods.esam import ESAMOptimWrapper
+from .methods.ksam import KSAMOptimWrapper
+from .methods.late_phase import LatePhaseSAMOptimWrapper
+from .methods.looksam import LookSAMOptimWrapper
 from .methods.mesa import MESAOptimWrapper
 from .methods.msam import MSAMOptimWrapper
+from .methods.rst import RSTOptimWrapper
 from .methods.saf import SAFOptimWrapper
 from .model import SAMDistributedDataParallel, SAMTrainStepMixin
 from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
@@ -19,6 +23,10 @@ from .protocol import (
 __all__ = [
     'AUSAMOptimWrapper',
     'ESAMOptimWrapper',
+    'KSAMOptimWrapper',
+    'LatePhaseSAMOptimWrapper',
+    'LookSAMOptimWrapper',
+    'RSTOptimWrapper',
     'LossClosure',
     'MESAOptimWrapper',
     'MSAMOptimWrapper',

@@ -156,7 +156,11 @@ class SAMOptimWrapper(OptimWrapper):
         if result.loss_after is not None:
             log_vars['loss_perturbed'] = result.loss_after.mean()
         n = batch_size if result.positions is None else len(result.positions)
-        log_vars['sam_frac'] = torch.tensor(n / batch_size)
+        # A plain one-pass step (RST, LookSAM, late-phase SAM) trains no
+        # sample sharpness-aware.
+        log_vars['sam_frac'] = torch.tensor(
+            n / batch_size if result.sam else 0.0
+        )
         if result.skipped:
             log_vars['skipped'] = torch.tensor(1.0)
         return log_vars

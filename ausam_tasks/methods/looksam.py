@@ -1,0 +1,152 @@
+"""LookSAM (Liu et al. 2022, "Towards Efficient and Scalable
+Sharpness-Aware Minimization", CVPR; Algorithm 1)."""
+
+from typing import Callable, List, Optional
+
+import torch
+from torch import nn
+
+from ..sam import SAM, Closure, StepResult
+
+
+class LookSAM(SAM):
+    """SAM every ``k`` steps, a reused SAM direction in between.
+
+    Every k-th step (t mod k = 0) is a full SAM step with g = grad L(w) and
+    g_s = grad L(w + eps); it stores the part of g_s orthogonal to g,
+    g_v = g_s - ||g_s|| cos(theta) g / ||g||, i.e. g_s minus its projection
+    on g. The other steps take one forward/backward for g and update with
+    g + alpha ||g|| / ||g_v|| g_v: the stored direction rescaled to the
+    current gradient's norm (Algorithm 1). Norms are over all
+    parameters together, as in the paper. Extra memory: g_v (one copy of
+    the weights), plus a copy of g during SAM steps.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        rho: float = 0.05,
+        k: int = 5,
+        alpha: float = 0.7,
+        adaptive: bool = False,
+        eta: float = 0.01,
+    ):
+        super().__init__(optimizer, rho, adaptive, eta)
+        if int(k) != k or k < 1:
+            raise ValueError(f'LookSAM k must be an integer >= 1, got {k}')
+        if alpha < 0:
+            raise ValueError(f'LookSAM alpha must be >= 0, got {alpha}')
+        self.k = int(k)
+        self.alpha = float(alpha)
+        self.g_v: Optional[List[Optional[torch.Tensor]]] = None
+        self._g: Optional[List[Optional[torch.Tensor]]] = None
+
+    def _all_params(self) -> List[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g['params']]
+
+    def perturb(self) -> None:
+        # g at w, already unscaled by two_passes, for the decomposition.
+        self._g = [
+            None if p.grad is None else p.grad.detach().clone()
+            for p in self._all_params()
+        ]
+        super().perturb()
+
+    def step(
+        self,
+        closure: Closure,
+        model: Optional[nn.Module] = None,
+        scaler=None,
+        update: Optional[Callable[[], None]] = None,
+    ) -> StepResult:
+        update = update or self.optimizer.step
+        if self.num_steps % self.k == 0 or self.g_v is None:
+            return self.two_passes(
+                closure,
+                None,
+                model,
+                scaler,
+                lambda: self._store_g_v(scaler, update),
+            )
+        return self.one_pass(
+            closure, None, scaler, lambda: self._reuse_g_v(update)
+        )
+
+    @torch.no_grad()
+    def _store_g_v(self, scaler, update) -> None:
+        """g_v = g_s - (<g, g_s> / ||g||^2) g, with g_s read from ``p.grad``
+        before the update (before clipping)."""
+        g, self._g = self._g, None
+        if g is None:  # fp16 overflow in the first pass: nothing to store
+            update()
+            return
+        inv_scale = 1.0 if scaler is None else 1.0 / scaler.get_scale()
+        params = self._all_params()
+        keep = [
+            i
+            for i, p in enumerate(params)
+            if p.grad is not None and g[i] is not None
+        ]
+        g_s = [params[i].grad.float() * inv_scale for i in keep]
+        g_w = [g[i].float() for i in keep]
+        if g_s and bool(
+            torch.isfinite(torch.stack(torch._foreach_norm(g_s))).all()
+        ):
+            dot = sum((a * b).sum() for a, b in zip(g_s, g_w))
+            sq = sum((b * b).sum() for b in g_w)
+            coef = dot / sq.clamp_min(1e-24)  # ||g|| = 0: g_v = g_s
+            g_v = [None] * len(params)
+            for i, a, b in zip(keep, g_s, g_w):
+                g_v[i] = (a - coef * b).to(params[i].grad.dtype)
+            self.g_v = g_v
+        # else an fp16 overflow: the scaler skips the step, g_v is kept.
+        update()
+
+    @torch.no_grad()
+    def _reuse_g_v(self, update) -> None:
+        """grad <- g + alpha ||g|| / ||g_v|| g_v. The ratio carries
+        an fp16 loss scale along, so scaled gradients stay scaled."""
+        pairs = [
+            (p.grad, v)
+            for p, v in zip(self._all_params(), self.g_v)
+            if p.grad is not None and v is not None
+        ]
+        if pairs:
+            grads, g_v = [a for a, _ in pairs], [b for _, b in pairs]
+            g_norm = torch.linalg.vector_norm(
+                torch.stack(torch._foreach_norm(grads))
+            )
+            v_norm = torch.linalg.vector_norm(
+                torch.stack(torch._foreach_norm(g_v))
+            )
+            # A zero g_v (g_s parallel to g) adds nothing.
+            ratio = self.alpha * g_norm / v_norm.clamp_min(1e-12)
+            torch._foreach_add_(grads, torch._foreach_mul(g_v, ratio))
+        update()
+
+    def state_dict(self) -> dict:
+        return {
+            'num_steps': self.num_steps,
+            'k': self.k,
+            'g_v': None
+            if self.g_v is None
+            else [None if v is None else v.clone() for v in self.g_v],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.num_steps = int(state['num_steps'])
+        g_v = state.get('g_v')
+        params = self._all_params()
+        if g_v is not None and len(g_v) != len(params):
+            raise ValueError(
+                f'the checkpoint stores g_v for {len(g_v)} parameters, the '
+                f'optimizer has {len(params)}: not the same model'
+            )
+        self.g_v = (
+            None
+            if g_v is None
+            else [
+                None if v is None else v.to(p.device)
+                for v, p in zip(g_v, params)
+            ]
+        )
