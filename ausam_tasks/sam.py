@@ -289,15 +289,20 @@ class SAM:
         losses = closure(positions)
         loss = total_loss(losses, step, 'at w', check_finite=scaler is None)
         backward(loss.mean(), scaler)
+        overflow = False
+        if scaler is not None:  # the scaler will skip this step: say so
+            grads = [p.grad for p in self._params_with_grad()]
+            norms = torch._foreach_norm(grads) if grads else []
+            overflow = bool(grads) and not bool(
+                torch.isfinite(torch.stack(norms)).all()
+            )
         update()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = loss.detach()
         return StepResult(
             losses={k: v.detach() for k, v in losses.items()},
-            loss_before=loss,
+            loss_before=loss.detach(),
             positions=positions,
-            skipped=scaler is not None
-            and not bool(torch.isfinite(loss).all()),
+            skipped=overflow,
             sam=False,
         )
 
