@@ -1,4 +1,4 @@
-"""Median training-step time of SGD, SAM and AUSAM at several alphas.
+"""Median training-step time of SGD, SAM, AUSAM, K-SAM, LookSAM and RST.
 
 Model: ResNet-18 with the CIFAR stem (3x3 conv, no max-pool; 11,173,962
 parameters at 10 classes), 32x32 inputs, batch 128. Plain PyTorch: runs on a

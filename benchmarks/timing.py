@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Sequence
 import common  # noqa: F401  (the repository on sys.path)
 import torch
 
-from ausam_tasks.methods import ESAM, MESA, MSAM, SAF
+from ausam_tasks.methods import ESAM, KSAM, MESA, MSAM, RST, SAF, LookSAM
 from ausam_tasks.sam import AUSAM, SAM
 
 
@@ -78,7 +78,30 @@ def method_steps(
         steps['SAF'] = lambda: saf.step(
             outputs_closure, idx, epoch=1.0, model=model
         )
+    for alpha in alphas:
+        if alpha < 1.0:
+            ksam = KSAM(make_base(), rho=rho, alpha=alpha)
+            steps[f'K-SAM-{alpha}'] = lambda o=ksam: o.step(closure, model)
+    # Methods that mix SAM and one-pass steps are timed over several steps
+    # per call (a LookSAM cycle; RST's draws) and reported per step.
+    looksam = LookSAM(make_base(), rho=rho, k=5)
+    steps['LookSAM-5'] = per_step(
+        lambda: looksam.step(closure, model=model), looksam.k
+    )
+    rst = RST(make_base(), rho=rho, p_start=0.5)
+    steps['RST-0.5'] = per_step(lambda: rst.step(closure, model=model), 4)
     return steps
+
+
+def per_step(step: Callable, n: int) -> Callable:
+    """``step`` run ``n`` times per call; timing divides by n."""
+
+    def run():
+        for _ in range(n):
+            step()
+
+    run.steps_per_call = n
+    return run
 
 
 def time_round_robin(
@@ -95,7 +118,8 @@ def time_round_robin(
             step()
             sync()
             if rep >= warmup:
-                times[name].append(time.perf_counter() - t0)
+                n = getattr(step, 'steps_per_call', 1)
+                times[name].append((time.perf_counter() - t0) / n)
         print(f'round {rep + 1}/{warmup + repeats} done', file=sys.stderr)
     return times
 

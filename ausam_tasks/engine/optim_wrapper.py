@@ -231,7 +231,7 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
         warmup_by: 'epoch' (ramp per epoch, as the authors) or 'iter'.
         init_epochs: leading epochs of full SAM that give every sample a score.
         selector: 'adlp' (AUSAM), 'uniform' (SAM + Random) or 'topk_loss'
-            (K-SAM-style).
+            (K-SAM after init_epochs: the path of KSAMOptimWrapper).
         score_average: 'mean' (Eq. 6) or 'ema' (with ``ema_momentum``).
         num_samples: dataset size; None lets the score table grow.
         seed: seed of the selection draws.
