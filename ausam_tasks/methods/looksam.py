@@ -1,6 +1,7 @@
 """LookSAM (Liu et al. 2022, "Towards Efficient and Scalable
 Sharpness-Aware Minimization", CVPR; Algorithm 1)."""
 
+import warnings
 from typing import Callable, List, Optional
 
 import torch
@@ -135,6 +136,11 @@ class LookSAM(SAM):
 
     def load_state_dict(self, state: dict) -> None:
         self.num_steps = int(state['num_steps'])
+        if int(state.get('k', self.k)) != self.k:
+            warnings.warn(
+                f"resuming LookSAM with k={self.k} (the config's), the "
+                f'checkpoint was trained with k={state["k"]}'
+            )
         g_v = state.get('g_v')
         params = self._all_params()
         if g_v is not None and len(g_v) != len(params):
