@@ -108,12 +108,13 @@ def rank_by_loss(
     return total_loss(losses, step, 'at w (ranking pass)', check_finite)
 
 
-def frozen_bn_closure(closure: Closure, model: Optional[nn.Module]):
-    """``closure`` with BatchNorm statistics frozen: after a ranking pass
-    the SAM passes on the subset must not update them again."""
+def frozen_stats_closure(closure: Closure, model: Optional[nn.Module]):
+    """``closure`` with running statistics frozen (BatchNorm, and modules'
+    ``sam_second_pass()`` contexts such as QAT observers): after a ranking
+    pass the SAM passes on the subset must not update them again."""
 
     def run(positions):
-        with frozen_bn_stats(model):
+        with second_pass(model):
             return closure(positions)
 
     return run
@@ -423,10 +424,10 @@ class AUSAM(SAM):
             and epoch >= self.init_epochs
         ):
             # K-SAM (the same path as methods.KSAM): rank by a no-grad
-            # forward, then both passes on the top n with BN stats frozen.
+            # forward, then both passes on the top n with stats frozen.
             ranked = rank_by_loss(closure, self.num_steps, scaler is None)
             pos = self.select(sample_idx, epoch, ranked)
-            closure = frozen_bn_closure(closure, model)
+            closure = frozen_stats_closure(closure, model)
         else:
             pos = self.select(sample_idx, epoch)
         result = self.two_passes(closure, pos, model, scaler, update)

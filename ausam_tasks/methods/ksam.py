@@ -10,7 +10,7 @@ from ..sam import (
     SAM,
     Closure,
     StepResult,
-    frozen_bn_closure,
+    frozen_stats_closure,
     rank_by_loss,
 )
 from ..selection import select_topk_loss, subset_size
@@ -25,7 +25,8 @@ class KSAM(SAM):
     autograd, so no graph of the K samples is kept or backpropagated.
     BatchNorm: that whole-batch forward updates the running statistics (the
     paper's only whole-batch forward); both SAM passes on the subset run
-    with the statistics frozen, so each step updates them exactly once.
+    with them frozen (and QAT observers too, through ``second_pass``), so
+    each step updates them exactly once.
     Passes per step: a no-grad forward of K, then two forward/backward
     passes of n. No extra memory beyond SAM's.
     """
@@ -59,5 +60,5 @@ class KSAM(SAM):
         ranked = rank_by_loss(closure, self.num_steps, scaler is None)
         pos = self.select(ranked)
         return self.two_passes(
-            frozen_bn_closure(closure, model), pos, model, scaler, update
+            frozen_stats_closure(closure, model), pos, model, scaler, update
         )

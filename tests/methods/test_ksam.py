@@ -1,6 +1,7 @@
 """K-SAM (Ni et al. 2022), efficient: a no-grad ranking forward of the
 whole batch, both SAM passes on the top n by loss."""
 
+import contextlib
 import copy
 
 import pytest
@@ -88,3 +89,30 @@ def test_ausam_topk_selector_takes_the_same_efficient_path():
     assert_weights(a, weights(b), atol=0)
     assert a.bn.num_batches_tracked == b.bn.num_batches_tracked == 2
     assert torch.equal(a.bn.running_mean, b.bn.running_mean)
+
+
+def test_sam_passes_keep_every_running_statistic_frozen():
+    """After the ranking pass, modules' sam_second_pass() contexts (QAT
+    observers) are active in both SAM passes, as BatchNorm's freeze is."""
+    model = toy()
+    seen = []
+
+    class Probe(torch.nn.Module):
+        active = False
+
+        @contextlib.contextmanager
+        def sam_second_pass(self):
+            Probe.active = True
+            yield
+            Probe.active = False
+
+        def forward(self, x):
+            seen.append(Probe.active)
+            return x
+
+    model.conv = torch.nn.Sequential(model.conv, Probe())
+    model.train_step(
+        batch(ToyDataset(8), range(8)),
+        wrapper(model, 'KSAMOptimWrapper', alpha=0.5),
+    )
+    assert seen == [False, True, True]
