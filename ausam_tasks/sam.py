@@ -113,9 +113,9 @@ def frozen_stats_closure(closure: Closure, model: Optional[nn.Module]):
     ``sam_second_pass()`` contexts such as QAT observers): after a ranking
     pass the SAM passes on the subset must not update them again."""
 
-    def run(positions):
+    def run(positions=None, **kwargs):
         with second_pass(model):
-            return closure(positions)
+            return closure(positions, **kwargs)
 
     return run
 
