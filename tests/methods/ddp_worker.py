@@ -12,10 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
+from mmengine.registry import HOOKS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from ausam_tasks.engine.dist import init_cpu_process_group  # noqa: E402
-from ausam_tasks.registry import HOOKS  # noqa: E402
 from tests.core.toy import runner_cfg  # noqa: E402
 
 METHODS = {
