@@ -1,66 +1,90 @@
-"""Median training-step time of SGD, SAM, AUSAM, K-SAM, LookSAM and RST.
+"""Median training-step time of every method in ``timing.method_steps``.
 
-Model: ResNet-18 with the CIFAR stem (3x3 conv, no max-pool; 11,173,962
-parameters at 10 classes), 32x32 inputs, batch 128. Plain PyTorch: runs on a
-machine without mmengine. Synthetic tensors, so data loading is excluded.
-Methods are timed round-robin. SAM% = SAM's time / the method's.
+Models (the classification package's own constructors, loaded without
+mmengine): ResNet-18 with the CIFAR stem (11,173,962 parameters at 10
+classes), WRN-28-10, and the narrow ResNet-20 (width 8) of the tests. 32x32
+synthetic tensors, so data loading is excluded. Methods are timed
+round-robin; SAM% = SAM's time / the method's. ``--batch-sizes`` sweeps the
+batch and ends with one table, a column per batch, from which the batch
+where AUSAM's saving appears can be read off. Plain PyTorch: runs on a
+machine without mmengine.
 
     python benchmarks/step_time.py                 # CPU
-    python benchmarks/step_time.py --device cuda   # GPU
+    python benchmarks/step_time.py --device cuda --dtype bfloat16 \\
+        --channels-last --compile --batch-sizes 64,128,256,512
 """
 
 import argparse
+import importlib
+import json
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from timing import device_name, method_steps, report, time_round_robin
-from torch import nn
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / (
+    'tasks/classification/models'
+)
+MODELS = {
+    'resnet18': ('resnet', 'resnet18', {}),
+    'wrn28-10': ('wide_resnet', 'wide_resnet28_10', {}),
+    'resnet20-w8': ('cifar_resnet', 'cifar_resnet', dict(depth=20, width=8)),
+}
+TITLES = {
+    'resnet18': 'ResNet-18 (CIFAR stem)',
+    'wrn28-10': 'WRN-28-10',
+    'resnet20-w8': 'ResNet-20 (width 8)',
+}
 
 
-def cifar_resnet18(num_classes=10):
-    m = torchvision.models.resnet18(num_classes=num_classes)
-    m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-    m.maxpool = nn.Identity()
-    return m
+def build_model(name: str, num_classes: int = 10) -> torch.nn.Module:
+    """A classification network by name. The model files are plain torch,
+    but their package's ``__init__`` registers them with mmengine: load
+    them as a package of their own instead."""
+    pkg = '_plain_cls_models'
+    if pkg not in sys.modules:
+        module = types.ModuleType(pkg)
+        module.__path__ = [str(MODELS_DIR)]
+        sys.modules[pkg] = module
+    file, fn, kwargs = MODELS[name]
+    make = getattr(importlib.import_module(f'{pkg}.{file}'), fn)
+    return make(num_classes=num_classes, **kwargs)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--device', default='cpu')
-    ap.add_argument('--batch-size', type=int, default=128)
-    ap.add_argument('--steps', type=int, default=7, help='timed steps each')
-    ap.add_argument('--warmup', type=int, default=2)
-    ap.add_argument('--alphas', default='0.4,0.5,0.6,0.7,1.0')
-    ap.add_argument(
-        '--threads',
-        type=int,
-        default=0,
-        help='torch CPU threads (0: leave default)',
-    )
-    ap.add_argument('--channels-last', action='store_true')
-    ap.add_argument('--out', default='work_dirs/benchmarks/step_time.json')
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    fmt = (
-        torch.channels_last if args.channels_last else torch.contiguous_format
-    )
-    model = cifar_resnet18().to(device, memory_format=fmt).train()
-    k = args.batch_size
-    x = torch.randn(k, 3, 32, 32, device=device).to(memory_format=fmt)
-    y = torch.randint(0, 10, (k,), device=device)
+def make_closure(model, x, y, device, dtype):
+    """``closure(pos, with_outputs)`` of the step API: the forward under
+    autocast when ``dtype`` is not float32, losses and logits in float32."""
+    cast = dtype != torch.float32
 
-    def closure(pos, with_outputs=False):
+    def closure(pos=None, with_outputs=False):
         xb, yb = (
             (x, y) if pos is None else (x[pos.to(device)], y[pos.to(device)])
         )
-        logits = model(xb)
+        with torch.autocast(device.type, dtype=dtype, enabled=cast):
+            logits = model(xb)
+        logits = logits.float()
         losses = {'loss': F.cross_entropy(logits, yb, reduction='none')}
         return (losses, logits) if with_outputs else losses
 
+    return closure
+
+
+def time_batch(args, k: int, device, dtype, fmt) -> dict:
+    """Round-robin step times of every method at batch size ``k``."""
+    torch.manual_seed(0)
+    model = build_model(args.model).to(device, memory_format=fmt).train()
+    if args.compile:
+        # Only the network: the step's Python has data-dependent control
+        # flow (selection, skips) that should stay eager.
+        model.compile(mode=args.compile_mode)
+    x = torch.randn(k, 3, 32, 32, device=device).to(memory_format=fmt)
+    y = torch.randint(0, 10, (k,), device=device)
+    closure = make_closure(model, x, y, device, dtype)
     steps = method_steps(
         model,
         'SGD',
@@ -73,18 +97,164 @@ def main():
         dataset_size=4 * k,
         outputs_closure=closure,
     )
+    if args.methods:
+        keep = args.methods.split(',')
+        unknown = sorted(set(keep) - set(steps))
+        if unknown:
+            raise SystemExit(
+                f'--methods: unknown {unknown}; known: {sorted(steps)}'
+            )
+        steps = {m: s for m, s in steps.items() if m in keep}
+    t0 = time.perf_counter()
     times = time_round_robin(steps, args.warmup, args.steps, device)
     dev = device_name(device)
-    report(
+    options = ', '.join(
+        [str(dtype).replace('torch.', '')]
+        + (['channels_last'] if args.channels_last else [])
+        + (
+            [f'compile ({args.compile_mode or "default"})']
+            if args.compile
+            else []
+        )
+    )
+    out = Path(args.out)
+    rows = report(
         times,
-        f'ResNet-18 (CIFAR stem), batch {k}, 32x32, {dev}, torch '
+        f'{TITLES[args.model]}, batch {k}, 32x32, {options}, {dev}, torch '
         f'{torch.__version__}, median of {args.steps} steps',
-        args.out,
+        str(out.with_name(f'{out.stem}_b{k}{out.suffix}')),
         benchmark='step_time',
         device=dev,
         batch_size=k,
         steps=args.steps,
     )
+    return dict(
+        batch_size=k,
+        rows=rows,
+        wall_s=time.perf_counter() - t0,
+        peak_mem_gib=(
+            torch.cuda.max_memory_allocated(device) / 2**30
+            if device.type == 'cuda'
+            else None
+        ),
+    )
+
+
+def sweep_table(results) -> None:
+    """Median step time and SAM% of each method, one column per batch."""
+    sizes = [r['batch_size'] for r in results]
+    print(f'\n{len(sizes)} batch sizes: median step (ms) / SAM%\n')
+    print('| method | ' + ' | '.join(f'batch {k}' for k in sizes) + ' |')
+    print('| --- |' + ' ---: |' * len(sizes))
+    for i, row in enumerate(results[0]['rows']):
+        cells = [
+            f'{1000 * r["rows"][i]["median_s"]:.1f} / '
+            f'{r["rows"][i]["sam_pct"]:.0f}%'
+            for r in results
+        ]
+        print(f'| {row["method"]} | ' + ' | '.join(cells) + ' |')
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]),
+    )
+    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--model', choices=list(MODELS), default='resnet18')
+    ap.add_argument(
+        '--batch-sizes',
+        default='128',
+        help='comma-separated batch sizes, timed one after another',
+    )
+    ap.add_argument(
+        '--batch-size',
+        type=int,
+        default=None,
+        help='one batch size (same as --batch-sizes K)',
+    )
+    ap.add_argument(
+        '--dtype',
+        choices=['float32', 'bfloat16'],
+        default='float32',
+        help='autocast dtype of the forward passes',
+    )
+    ap.add_argument(
+        '--compile',
+        action='store_true',
+        help="torch.compile the network's forward (nn.Module.compile)",
+    )
+    ap.add_argument(
+        '--compile-mode',
+        default=None,
+        help="torch.compile mode, e.g. 'max-autotune-no-cudagraphs'",
+    )
+    ap.add_argument('--steps', type=int, default=7, help='timed steps each')
+    ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--alphas', default='0.4,0.5,0.6,0.7,1.0')
+    ap.add_argument(
+        '--methods',
+        default='',
+        help='comma-separated subset of the method rows (default: all)',
+    )
+    ap.add_argument(
+        '--threads',
+        type=int,
+        default=0,
+        help='torch CPU threads (0: leave default)',
+    )
+    ap.add_argument('--channels-last', action='store_true')
+    ap.add_argument('--out', default='work_dirs/benchmarks/step_time.json')
+    args = ap.parse_args(argv)
+    sizes = (
+        [args.batch_size]
+        if args.batch_size
+        else [int(k) for k in args.batch_sizes.split(',')]
+    )
+    if min(sizes) < 2:
+        ap.error('batch sizes must be >= 2')
+    args.sizes = sizes
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    dtype = getattr(torch, args.dtype)
+    fmt = (
+        torch.channels_last if args.channels_last else torch.contiguous_format
+    )
+    results = [time_batch(args, k, device, dtype, fmt) for k in args.sizes]
+    if len(results) > 1:
+        sweep_table(results)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in vars(args).items() if k != 'sizes'}
+    out.write_text(
+        json.dumps(
+            dict(
+                benchmark='step_time',
+                torch=torch.__version__,
+                device=device_name(device),
+                options=meta,
+                batches=results,
+                median_ms={
+                    str(r['batch_size']): {
+                        row['method']: 1000 * statistics.median(row['times_s'])
+                        for row in r['rows']
+                    }
+                    for r in results
+                },
+            ),
+            indent=2,
+        )
+    )
+    print(f'\nwrote {out}')
 
 
 if __name__ == '__main__':
