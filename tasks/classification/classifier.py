@@ -14,6 +14,30 @@ from ausam_tasks.engine import SAMTrainStepMixin
 from .data_sample import ClsDataSample
 from .registry import MODELS
 
+COMPILE_KEYS = ('mode', 'backend', 'dynamic', 'fullgraph', 'options')
+
+
+def check_compile(compile: Optional[dict]) -> Optional[dict]:
+    """The ``torch.compile`` arguments of ``ImageClassifier(compile=...)``,
+    checked when the model is built."""
+    if compile is None or compile is False:
+        return None
+    if compile is True:
+        return {}
+    if not isinstance(compile, dict):
+        raise TypeError(
+            'ImageClassifier compile must be None, True or a dict of '
+            f'torch.compile arguments {COMPILE_KEYS}, got {compile!r}'
+        )
+    unknown = sorted(set(compile) - set(COMPILE_KEYS))
+    if unknown:
+        raise ValueError(
+            f'ImageClassifier compile has unknown keys {unknown}; use '
+            f'torch.compile arguments among {COMPILE_KEYS}, e.g. '
+            "compile=dict(mode='max-autotune-no-cudagraphs')"
+        )
+    return dict(compile)
+
 
 @MODELS.register_module()
 class ImageClassifier(SAMTrainStepMixin, BaseModel):
@@ -25,6 +49,11 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
     -> the same plus ``'outputs'``: the logits (B, C), not detached (for
     wrappers that need per-sample outputs), 'predict' -> data samples with
     ``pred_label`` and ``pred_score``, 'tensor' -> logits.
+
+    ``compile=dict(mode=..., backend=..., dynamic=..., fullgraph=...,
+    options=...)`` compiles the network's forward with ``torch.compile``
+    (in place, so state-dict keys stay the same); the training step itself
+    stays eager. See docs/gpu.md for the recompilations to expect.
     """
 
     def __init__(
@@ -33,7 +62,9 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
         data_preprocessor: Optional[Union[dict, nn.Module]] = None,
         label_smoothing: float = 0.0,
         init_cfg: Optional[dict] = None,
+        compile: Optional[dict] = None,
     ):
+        compile_kwargs = check_compile(compile)
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(
@@ -45,6 +76,10 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
                 f'label_smoothing must be in [0, 1), got {label_smoothing}'
             )
         self.label_smoothing = label_smoothing
+        if compile_kwargs is not None:
+            # Only the network: the SAM-family step around it has
+            # data-dependent control flow (selection, overflow skips).
+            self.net.compile(**compile_kwargs)
 
     def forward(
         self,
