@@ -81,7 +81,7 @@ def time_batch(args, k: int, device, dtype, fmt) -> dict:
     if args.compile:
         # Only the network: the step's Python has data-dependent control
         # flow (selection, skips) that should stay eager.
-        model.compile(mode=args.compile_mode)
+        model.compile(mode=args.compile_mode, backend=args.compile_backend)
     x = torch.randn(k, 3, 32, 32, device=device).to(memory_format=fmt)
     y = torch.randint(0, 10, (k,), device=device)
     closure = make_closure(model, x, y, device, dtype)
@@ -189,6 +189,11 @@ def parse_args(argv=None):
         '--compile-mode',
         default=None,
         help="torch.compile mode, e.g. 'max-autotune-no-cudagraphs'",
+    )
+    ap.add_argument(
+        '--compile-backend',
+        default='inductor',
+        help="torch.compile backend ('aot_eager': quick CPU smoke runs)",
     )
     ap.add_argument('--steps', type=int, default=7, help='timed steps each')
     ap.add_argument('--warmup', type=int, default=2)
