@@ -11,8 +11,8 @@
 #   bash benchmarks/gpu_wheels.sh         # from the repository root
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qxF '/.whl/' .git/info/exclude 2>/dev/null \
-    || echo '/.whl/' >>"$(git rev-parse --git-common-dir)/info/exclude"
+EXCLUDE="$(git rev-parse --git-common-dir)/info/exclude"
+grep -qxF '/.whl/' "$EXCLUDE" 2>/dev/null || echo '/.whl/' >>"$EXCLUDE"
 mkdir -p .whl
 PKGS=(
     mmengine==0.10.7 addict==2.4.0 termcolor==3.3.0 yapf==0.43.0
