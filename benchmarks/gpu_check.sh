@@ -8,7 +8,8 @@
 #
 # Before the device call, in the repository root on this machine:
 #   bash benchmarks/gpu_wheels.sh               # mmengine stack -> .whl/
-#   mkdir -p .data && cp ../shared/data/cifar10/cifar10-jpg-train.tar.gz .data/
+#   mkdir -p .data/cifar10
+#   cp ../shared/data/cifar10/cifar10-jpg-train.tar.gz .data/cifar10/
 #   echo /.data/ >> "$(git rev-parse --git-common-dir)/info/exclude"
 # then run(command='bash benchmarks/gpu_check.sh', carry=['.whl', '.data'],
 #          timeout_s=480).
@@ -92,8 +93,9 @@ else
         --workers 12)
     CAP_STEP=90 CAP_EPOCH=200 CAP_COMPILE=150
 fi
-ARCHIVE=${ARCHIVE:-.data/cifar10-jpg-train.tar.gz}
-[ -f "$ARCHIVE" ] || ARCHIVE=../shared/data/cifar10/cifar10-jpg-train.tar.gz
+# The data travels in .data/ (../shared does not); else tools/data_root.py's
+# default.
+[ -f .data/cifar10/cifar10-jpg-train.tar.gz ] && export AUSAM_DATA_ROOT=$PWD/.data
 
 if has env; then
     {
@@ -132,7 +134,6 @@ if has sweep; then
 fi
 if has epoch; then
     run epoch "$CAP_EPOCH" $PYTHON benchmarks/runner_epoch_time.py \
-        --archive "$ARCHIVE" --extract-to /tmp/cifar10-jpg \
         --out "$RUNS/epoch.json" "${EPOCH_ARGS[@]}"
 fi
 if has compile; then

@@ -8,7 +8,7 @@ warm-up and AUSAM's full-SAM scoring epoch (init_epochs=1); the steady
 epochs after it are the ones that count. Times include data loading and the
 device synchronises at each epoch's end.
 
-    python benchmarks/runner_epoch_time.py --archive .data/cifar10-jpg-train.tar.gz
+    AUSAM_DATA_ROOT=.data python benchmarks/runner_epoch_time.py
     python benchmarks/runner_epoch_time.py --images 200 --batch-size 32 \\
         --model resnet20-w8 --workers 0       # a CPU smoke run
 """
@@ -16,24 +16,18 @@ device synchronises at each epoch's end.
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import REPO, cifar10_folder
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import tasks.classification  # noqa: E402,F401
-from tasks.classification.data_prep import (  # noqa: E402
-    CIFAR10_JPG_TAR,
-    extract_cifar10_jpg,
-)
+import tasks.classification  # noqa: F401
+from tasks.classification.data_prep import extract_cifar10_jpg
 
 CONFIG = REPO / 'configs/classification/resnet18_ausam-a0.5_1xb128_cifar10.py'
 NETS = {
@@ -120,8 +114,19 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='\n'.join(__doc__.splitlines()[1:]),
     )
-    p.add_argument('--archive', type=Path, default=CIFAR10_JPG_TAR)
-    p.add_argument('--extract-to', type=Path, default=None)
+    p.add_argument(
+        '--archive',
+        type=Path,
+        default=None,
+        help='CIFAR-10 JPEG .tar.gz (default: $AUSAM_DATA_ROOT/cifar10/, '
+        'else ../shared/data/cifar10/)',
+    )
+    p.add_argument(
+        '--extract-to',
+        type=Path,
+        default=None,
+        help='extraction cache with --archive (default: data/cifar10-jpg)',
+    )
     p.add_argument('--images', type=int, default=50000)
     p.add_argument('--batch-size', type=int, default=128)
     p.add_argument('--workers', type=int, default=8)
@@ -148,11 +153,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     per_class = None if args.images >= 50000 else args.images // 10
-    kwargs = dict(archive=args.archive, per_class=per_class)
-    if args.extract_to is not None:
-        kwargs['cache_dir'] = args.extract_to
     t0 = time.perf_counter()
-    data_root = extract_cifar10_jpg(**kwargs)
+    if args.archive is None:
+        data_root = cifar10_folder(per_class)
+    else:
+        cache = args.extract_to or REPO / 'data' / 'cifar10-jpg'
+        data_root = extract_cifar10_jpg(cache, args.archive, per_class)
     extract_s = time.perf_counter() - t0
     rows = []
     with tempfile.TemporaryDirectory() as work_dir:

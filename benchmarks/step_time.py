@@ -1,13 +1,12 @@
 """Median training-step time of every method in ``timing.method_steps``.
 
-Models (the classification package's own constructors, loaded without
-mmengine): ResNet-18 with the CIFAR stem (11,173,962 parameters at 10
-classes), WRN-28-10, and the narrow ResNet-20 (width 8) of the tests. 32x32
-synthetic tensors, so data loading is excluded. Methods are timed
-round-robin; SAM% = SAM's time / the method's. ``--batch-sizes`` sweeps the
-batch and ends with one table, a column per batch, from which the batch
-where AUSAM's saving appears can be read off. Plain PyTorch: runs on a
-machine without mmengine.
+Models (the classification package's own constructors): ResNet-18 with the
+CIFAR stem (11,173,962 parameters at 10 classes), WRN-28-10, and the narrow
+ResNet-20 (width 8) of the tests. 32x32 synthetic tensors, so data loading
+is excluded. Methods are timed round-robin; SAM% = SAM's time / the
+method's. ``--batch-sizes`` sweeps the batch and ends with one table, a
+column per batch, from which the batch where AUSAM's saving appears can be
+read off.
 
     python benchmarks/step_time.py                 # CPU
     python benchmarks/step_time.py --device cuda --dtype bfloat16 \\
@@ -15,45 +14,31 @@ machine without mmengine.
 """
 
 import argparse
-import importlib
 import json
 import statistics
-import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from timing import device_name, method_steps, report, time_round_robin
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / (
-    'tasks/classification/models'
+from tasks.classification.models import (
+    cifar_resnet,
+    resnet18,
+    wide_resnet28_10,
 )
+
 MODELS = {
-    'resnet18': ('resnet', 'resnet18', {}),
-    'wrn28-10': ('wide_resnet', 'wide_resnet28_10', {}),
-    'resnet20-w8': ('cifar_resnet', 'cifar_resnet', dict(depth=20, width=8)),
+    'resnet18': lambda: resnet18(num_classes=10),
+    'wrn28-10': lambda: wide_resnet28_10(num_classes=10),
+    'resnet20-w8': lambda: cifar_resnet(depth=20, width=8, num_classes=10),
 }
 TITLES = {
     'resnet18': 'ResNet-18 (CIFAR stem)',
     'wrn28-10': 'WRN-28-10',
     'resnet20-w8': 'ResNet-20 (width 8)',
 }
-
-
-def build_model(name: str, num_classes: int = 10) -> torch.nn.Module:
-    """A classification network by name. The model files are plain torch,
-    but their package's ``__init__`` registers them with mmengine: load
-    them as a package of their own instead."""
-    pkg = '_plain_cls_models'
-    if pkg not in sys.modules:
-        module = types.ModuleType(pkg)
-        module.__path__ = [str(MODELS_DIR)]
-        sys.modules[pkg] = module
-    file, fn, kwargs = MODELS[name]
-    make = getattr(importlib.import_module(f'{pkg}.{file}'), fn)
-    return make(num_classes=num_classes, **kwargs)
 
 
 def make_closure(model, x, y, device, dtype):
@@ -77,7 +62,7 @@ def make_closure(model, x, y, device, dtype):
 def time_batch(args, k: int, device, dtype, fmt) -> dict:
     """Round-robin step times of every method at batch size ``k``."""
     torch.manual_seed(0)
-    model = build_model(args.model).to(device, memory_format=fmt).train()
+    model = MODELS[args.model]().to(device, memory_format=fmt).train()
     if args.compile:
         # Only the network: the step's Python has data-dependent control
         # flow (selection, skips) that should stay eager.
