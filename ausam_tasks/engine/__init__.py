@@ -1,6 +1,14 @@
-from .checkpoint import allow_mmengine_checkpoints, load_checkpoint_file
+from .checkpoint import (
+    allow_mmengine_checkpoints,
+    check_state_dict,
+    load_checkpoint_file,
+)
 from .diagnostics_hook import SelectionDiagnosticsHook
-from .hooks import SharpnessAwareLoggerHook
+from .hooks import (
+    CheckpointCheckHook,
+    RandomStreamsHook,
+    SharpnessAwareLoggerHook,
+)
 from .methods.esam import ESAMOptimWrapper
 from .methods.ksam import KSAMOptimWrapper
 from .methods.late_phase import LatePhaseSAMOptimWrapper
@@ -23,6 +31,7 @@ from .protocol import (
 __all__ = [
     'AUSAMOptimWrapper',
     'ESAMOptimWrapper',
+    'CheckpointCheckHook',
     'KSAMOptimWrapper',
     'LatePhaseSAMOptimWrapper',
     'LookSAMOptimWrapper',
@@ -32,12 +41,14 @@ __all__ = [
     'MSAMOptimWrapper',
     'PROTOCOL',
     'SAFOptimWrapper',
+    'RandomStreamsHook',
     'SAMOptimWrapper',
     'SAMTrainStepMixin',
     'SelectionDiagnosticsHook',
     'SharpnessAwareLoggerHook',
     'SAMDistributedDataParallel',
     'allow_mmengine_checkpoints',
+    'check_state_dict',
     'load_checkpoint_file',
     'per_sample_losses',
     'sam_train_step',

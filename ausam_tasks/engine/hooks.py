@@ -1,20 +1,37 @@
-"""A hook that logs what a sharpness-aware epoch did."""
+"""Hooks: per-epoch logging of a sharpness-aware run, strict checkpoint
+loading, and random streams that survive a resume."""
 
+import random
 import time
 
-from mmengine.hooks import Hook
+import numpy as np
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook, LoggerHook
+from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS  # root: any scope finds it
 
+from .checkpoint import check_state_dict, state_dict_of
 from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
 
 
 @HOOKS.register_module()
 class SharpnessAwareLoggerHook(Hook):
-    """After each training epoch, log its wall time, the fraction of samples
-    the SAM passes trained on, and statistics of the AUSAM score table
-    (sized to the training dataset before training starts)."""
+    """After each training epoch, log (once) its wall time, the fraction of
+    samples the SAM passes trained on, and statistics of the AUSAM score
+    table (sized to the training dataset before training starts). Epochs
+    are numbered from 1, as mmengine's checkpoints (``epoch_1.pth``).
+
+    Args:
+        progress_seconds: when no log line appeared for this long during
+            training (slow CPU runs, long logging intervals), log a one-line
+            progress report; 0 disables it.
+    """
 
     priority = 'BELOW_NORMAL'
+
+    def __init__(self, progress_seconds: float = 30.0):
+        self.progress_seconds = progress_seconds
 
     def before_train(self, runner) -> None:
         # The Runner knows the dataset size: fix the AUSAM score table to it,
@@ -22,9 +39,13 @@ class SharpnessAwareLoggerHook(Hook):
         ow = runner.optim_wrapper
         if isinstance(ow, AUSAMOptimWrapper):
             ow.fix_score_table_size(len(runner.train_dataloader.dataset))
+        logger = next(
+            (h for h in runner.hooks if isinstance(h, LoggerHook)), None
+        )
+        self._log_interval = logger.interval if logger else None
 
     def before_train_epoch(self, runner) -> None:
-        self._start = time.perf_counter()
+        self._start = self._last_line = time.perf_counter()
         self._trained = self._seen = 0
 
     def after_train_iter(
@@ -34,19 +55,120 @@ class SharpnessAwareLoggerHook(Hook):
             k = len(data_batch['data_samples'])
             self._seen += k
             self._trained += float(outputs['sam_frac']) * k
+        now = time.perf_counter()
+        if self._log_interval and (batch_idx + 1) % self._log_interval == 0:
+            self._last_line = now  # LoggerHook printed this iteration
+        elif (
+            self.progress_seconds
+            and now - self._last_line >= self.progress_seconds
+        ):
+            self._last_line = now
+            done, total = batch_idx + 1, len(runner.train_dataloader)
+            rate = (now - self._start) / done
+            runner.logger.info(
+                f'epoch {runner.epoch + 1} [{done}/{total}] '
+                f'{rate:.2f} s/iter, epoch ends in about '
+                f'{rate * (total - done) / 60:.1f} min'
+            )
 
     def after_train_epoch(self, runner) -> None:
         seconds = time.perf_counter() - self._start
         ow = runner.optim_wrapper
-        parts = [f'epoch {runner.epoch} took {seconds:.1f} s']
-        runner.message_hub.update_scalar('train/epoch_time', seconds)
+        epoch = runner.epoch + 1  # mmengine counts up after this hook
+        parts = [f'epoch {epoch} took {seconds:.1f} s']
+        # Per-epoch figures go to the visualizer (scalars.json, TensorBoard)
+        # at the epoch's last iteration, not into the message hub, whose
+        # train/ scalars are averaged into every iteration line.
+        scalars = dict(epoch=epoch, epoch_time=seconds)
         if isinstance(ow, SAMOptimWrapper) and self._seen:
             frac = self._trained / self._seen
             parts.append(f'SAM passes used {100 * frac:.1f}% of the samples')
-            runner.message_hub.update_scalar('train/epoch_sam_frac', frac)
+            scalars['epoch_sam_frac'] = frac
         if isinstance(ow, AUSAMOptimWrapper):
             st = ow.score_stats()
             parts.append(
                 'scores: ' + ', '.join(f'{k}={v:.4g}' for k, v in st.items())
             )
         runner.logger.info('; '.join(parts))
+        if runner.visualizer is not None:
+            runner.visualizer.add_scalars(scalars, step=runner.iter)
+
+
+@HOOKS.register_module()
+class CheckpointCheckHook(Hook):
+    """Checks every checkpoint the Runner loads (``load_from``, resume,
+    ``tools/test.py``) against the model before mmengine loads it
+    non-strictly: with ``strict=True`` a missing, unexpected or mis-shaped
+    key is an error naming the model, the counts and the first keys."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, strict: bool = True):
+        self.strict = strict
+
+    def after_load_checkpoint(self, runner, checkpoint) -> None:
+        source = 'the checkpoint'
+        name = getattr(runner, '_load_from', None)
+        if name:
+            source = f'checkpoint {name!r}'
+        state = state_dict_of(checkpoint, source)
+        if getattr(runner, '_resume', False) and 'meta' not in checkpoint:
+            raise ValueError(
+                f'{source} holds only weights, without the training state '
+                'a resume needs (meta, optimizer, schedulers): start a new '
+                'run from it with load_from instead of --resume'
+            )
+        if self.strict:
+            model = runner.model
+            if is_model_wrapper(model):
+                model = model.module
+            check_state_dict(model, state, source)
+
+
+def _stream_seed(seed: int, kind: int, count: int, rank: int) -> int:
+    """A well-mixed 63-bit seed for one (kind, count, rank) position."""
+    words = np.random.SeedSequence([seed, kind, count, rank]).generate_state(
+        2, dtype=np.uint32
+    )
+    return int(words[0]) << 31 | int(words[1]) >> 1
+
+
+@HOOKS.register_module()
+class RandomStreamsHook(Hook):
+    """Make every global random stream training draws from a function of
+    (seed, epoch or iteration, rank), so a resumed run draws exactly what
+    the uninterrupted run drew.
+
+    mmengine restores the seed, epoch and iteration from a checkpoint (and
+    the samplers' shuffles are functions of seed and epoch), but not the
+    state of Python's, numpy's and torch's global generators, which
+    on-device augmentation, dropout and the data pipeline use. This hook
+    reseeds them at every epoch start (so the data loader's per-iterator
+    worker seeds, drawn from torch, follow) and before every iteration.
+    It also replaces mmengine's worker seeding, which gives every epoch's
+    workers the same seeds, by torch's (base seed drawn per epoch).
+    Workers that persist across epochs keep their streams; pipelines with
+    random transforms need ``persistent_workers=False`` to resume exactly.
+    The AUSAM selection has its own seeded stream in the optimizer state.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        self._seed = int(runner.seed) if runner.seed is not None else 0
+        self._rank = get_rank()
+        loader = runner.train_dataloader
+        if getattr(loader, 'num_workers', 0) > 0:
+            loader.worker_init_fn = None
+
+    def _reseed(self, kind: int, count: int) -> None:
+        seed = _stream_seed(self._seed, kind, count, self._rank)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)  # also every CUDA device
+
+    def before_train_epoch(self, runner) -> None:
+        self._reseed(0, runner.epoch)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._reseed(1, runner.iter)

@@ -8,6 +8,8 @@ closure) is ``protocol.py``.
 """
 
 import contextlib
+import difflib
+import inspect
 import warnings
 from typing import Dict, Optional
 
@@ -18,6 +20,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
 from ..sam import AUSAM, SAM, StepResult
+from ..selection import subset_size
 from .protocol import PROTOCOL
 
 
@@ -45,6 +48,7 @@ class SAMOptimWrapper(OptimWrapper):
         loss_scale='dynamic',
         **kwargs,
     ):
+        _check_keys(type(self), kwargs)
         super().__init__(optimizer, **kwargs)
         if self._accumulative_counts != 1:
             raise ValueError(
@@ -64,6 +68,7 @@ class SAMOptimWrapper(OptimWrapper):
         self._scaler_state = None
         self.core = self._build_core(rho=rho, adaptive=adaptive, eta=eta)
         self._warned_no_epoch = False
+        self._warned_cpu_fp16 = False
 
     def _build_core(self, **kwargs) -> SAM:
         return SAM(self.optimizer, **kwargs)
@@ -82,6 +87,17 @@ class SAMOptimWrapper(OptimWrapper):
             yield
             return
         device = _device_of(model)
+        if (
+            device.type == 'cpu'
+            and self.cast_dtype is torch.float16
+            and not self._warned_cpu_fp16
+        ):
+            warnings.warn(
+                f"{type(self).__name__}: dtype='float16' on a CPU runs "
+                "several times slower than fp32; use dtype='bfloat16' "
+                '(no loss scaling needed) or None on a CPU'
+            )
+            self._warned_cpu_fp16 = True
         with torch.autocast(device_type=device.type, dtype=self.cast_dtype):
             yield
 
@@ -273,6 +289,7 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
             seed=seed,
         )
         self.warmup_by = warmup_by
+        self._warned_tiny_subset = False
         super().__init__(
             optimizer, rho=rho, adaptive=adaptive, eta=eta, **kwargs
         )
@@ -281,6 +298,17 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
         return AUSAM(self.optimizer, **kwargs, **self._ausam_args)
 
     def _run(self, closure, idx, model) -> StepResult:
+        if not self._warned_tiny_subset:
+            # The batch size is known at the first step: warn there, once.
+            n = subset_size(len(idx), self.core.alpha)
+            if n < 2:
+                warnings.warn(
+                    f'AUSAMOptimWrapper: alpha={self.core.alpha} keeps '
+                    f'{n} of the {len(idx)} samples of a batch: a 1-sample '
+                    'subset gives a noisy step (and BatchNorm cannot '
+                    'train on it); raise alpha or the batch size'
+                )
+            self._warned_tiny_subset = True
         epoch = self._epoch()
         if self.warmup_by == 'epoch':
             epoch = float(int(epoch))
@@ -319,6 +347,29 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
         """How many times each dataset index was trained on by the SAM
         passes (and so scored), int64; all indices when None."""
         return self.core.table.counts(sample_idx)
+
+
+def _check_keys(cls, kwargs: dict) -> None:
+    """Report a misspelt setting against the SAM-family wrapper that got it
+    (it would reach OptimWrapper.__init__ otherwise)."""
+    valid = set()
+    for klass in (*cls.__mro__,):
+        if klass is object or '__init__' not in vars(klass):
+            continue
+        for name, par in inspect.signature(klass.__init__).parameters.items():
+            if par.kind not in (par.VAR_KEYWORD, par.VAR_POSITIONAL):
+                valid.add(name)
+    valid -= {'self', 'optimizer'}
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
+        hint = ''.join(
+            f' ({k!r}: did you mean {v[0]!r}?)' for k, v in hints.items() if v
+        )
+        raise TypeError(
+            f'{cls.__name__} got unknown setting(s) {unknown}{hint}; '
+            f'valid keys of optim_wrapper: optimizer, {", ".join(sorted(valid))}'
+        )
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -7,7 +7,11 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ausam_tasks.engine.dist import init_cpu_process_group
-from ausam_tasks.tools.args import add_common_args, parse
+from ausam_tasks.tools.args import (
+    add_common_args,
+    apply_common_args,
+    parse,
+)
 
 
 def parse_args(argv=None):
@@ -36,6 +40,7 @@ def main(argv=None):
     )
     cfg.load_from = args.checkpoint
     cfg.launcher = args.launcher
+    cfg = apply_common_args(cfg, args)
     if cfg.get('test_dataloader') is None and cfg.get('val_dataloader'):
         # Configs that only define validation test on that split.
         cfg.test_dataloader = cfg.val_dataloader

@@ -2,14 +2,20 @@
 
 import argparse
 import os.path as osp
+import warnings
 
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ausam_tasks.engine.dist import init_cpu_process_group
-from ausam_tasks.tools.args import add_common_args, parse
-
-SAM_WRAPPERS = ('SAMOptimWrapper', 'AUSAMOptimWrapper')
+from ausam_tasks.tools.args import (
+    SAM_WRAPPERS,
+    add_common_args,
+    apply_common_args,
+    check_optim_wrapper,
+    parse,
+)
 
 
 def parse_args(argv=None):
@@ -52,9 +58,18 @@ def merge_args(cfg: Config, args) -> Config:
             './work_dirs', osp.splitext(osp.basename(args.config))[0]
         )
     cfg.launcher = args.launcher
+    cfg = apply_common_args(cfg, args)
+    hooks = cfg.default_hooks
+    hooks.setdefault('random_streams', dict(type='RandomStreamsHook'))
     if args.amp:
         ow = cfg.optim_wrapper
         kind = ow.get('type', 'OptimWrapper')
+        if not torch.cuda.is_available() and kind not in SAM_WRAPPERS:
+            # (the SAM wrappers warn themselves, at their first step)
+            warnings.warn(
+                '--amp: fp16 autocast on the CPU runs several times slower '
+                "than fp32; use optim_wrapper.dtype='bfloat16' on a CPU"
+            )
         if kind in SAM_WRAPPERS:
             ow.dtype = 'float16'
         elif kind == 'OptimWrapper':
@@ -84,6 +99,7 @@ def merge_args(cfg: Config, args) -> Config:
                 '--cfg-options auto_scale_lr.base_batch_size=128'
             )
         cfg.auto_scale_lr.enable = True
+    check_optim_wrapper(cfg)
     return cfg
 
 

@@ -10,9 +10,20 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', interval=10, max_keep_ckpts=3, save_last=True
+        type='CheckpointHook',
+        interval=10,
+        max_keep_ckpts=3,
+        save_last=True,
+        # Write to a temporary name, then rename: a kill never leaves a
+        # truncated epoch_N.pth.
+        backend_args=dict(backend='atomic_local'),
     ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Loaded checkpoints must fit the model (--non-strict: strict=False).
+    checkpoint_check=dict(type='CheckpointCheckHook', strict=True),
+    # Global random streams as functions of (seed, epoch/iter, rank), so a
+    # resumed run draws what the uninterrupted one drew.
+    random_streams=dict(type='RandomStreamsHook'),
 )
 
 # Per-epoch wall time, fraction of samples the SAM passes used, AUSAM score

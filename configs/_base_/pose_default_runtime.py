@@ -10,8 +10,18 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=10),
+    # Atomic saves: temporary name, then rename (see default_runtime.py).
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=10,
+        backend_args=dict(backend='atomic_local'),
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Loaded checkpoints must fit the model (--non-strict: strict=False).
+    checkpoint_check=dict(type='CheckpointCheckHook', strict=True),
+    # Global random streams as functions of (seed, epoch/iter, rank), so a
+    # resumed run draws what the uninterrupted one drew.
+    random_streams=dict(type='RandomStreamsHook'),
 )
 custom_hooks = [
     # Synchronise BN buffers across ranks at each epoch end (as mmpose does).

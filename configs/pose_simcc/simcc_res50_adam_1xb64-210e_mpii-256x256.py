@@ -92,7 +92,10 @@ val_pipeline = [
 train_dataloader = dict(
     batch_size=64,
     num_workers=2,
-    persistent_workers=True,
+    # Random transforms: workers restart each epoch so their random streams
+    # (seeded from the epoch's torch stream, see RandomStreamsHook) come
+    # back on resume.
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

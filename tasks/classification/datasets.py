@@ -103,9 +103,20 @@ class _CifarBase(BaseDataset):
         if not (root / spec['folder']).is_dir() and self.download:
             from torchvision.datasets.utils import download_and_extract_archive
 
-            download_and_extract_archive(
-                spec['url'], str(root), md5=spec['md5']
-            )
+            try:
+                download_and_extract_archive(
+                    spec['url'], str(root), md5=spec['md5']
+                )
+            except (OSError, RuntimeError) as e:  # URLError is an OSError
+                raise RuntimeError(
+                    f'{type(self).__name__}: downloading {spec["url"]} '
+                    f'failed ({type(e).__name__}: {e}). Offline, place the '
+                    f'official {spec["folder"]}/ folder (the extracted '
+                    f'archive) at {root.resolve() / spec["folder"]}, or '
+                    'train on an image folder instead: tools/train.py '
+                    'CONFIG --image-folder DIR with DIR/train/<class>/'
+                    '<image> and DIR/val/<class>/<image>.'
+                ) from None
         return root / spec['folder']
 
     def load_data_list(self) -> List[dict]:

@@ -91,7 +91,9 @@ def test_amp_flag_sets_fp16_on_sam_wrappers(config):
     cfg = train_tool.merge_args(Config.fromfile(config), args)
     assert cfg.optim_wrapper.dtype == 'float16'
     cfg = Config.fromfile(config)
-    cfg.optim_wrapper.type = 'OptimWrapper'
+    cfg.optim_wrapper = dict(
+        type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer
+    )
     assert (
         train_tool.merge_args(cfg, args).optim_wrapper.type
         == 'AmpOptimWrapper'

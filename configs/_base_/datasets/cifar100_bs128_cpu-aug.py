@@ -33,6 +33,12 @@ test_pipeline = [
     dict(type='AlbuClsAugment', train=False, **_norm),
     dict(type='PackClsInputs'),
 ]
-train_dataloader = dict(num_workers=8, dataset=dict(pipeline=train_pipeline))
+# Workers restart each epoch so their random streams (seeded from the
+# epoch's torch stream, see RandomStreamsHook) come back on resume.
+train_dataloader = dict(
+    num_workers=8,
+    persistent_workers=False,
+    dataset=dict(pipeline=train_pipeline),
+)
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
