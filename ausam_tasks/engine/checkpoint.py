@@ -88,15 +88,19 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     except Exception as e:
         # torch's own message advises weights_only=False, i.e. running
         # arbitrary code from the file: report what the file is instead.
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        if 'Unsupported global' in str(e):
-            what = re.search(r'GLOBAL ([\w.]+)', str(e))
+        msg = str(e)
+        what = re.search(r'GLOBAL ([\w.]+)', msg)
+        if what or 'Unsupported global' in msg:
             reason = (
-                'it pickles a Python object that is not part of a '
-                'checkpoint' + (f' ({what.group(1)})' if what else '')
+                'it pickles a Python object that is not part of a checkpoint'
+                + (f' ({what.group(1)})' if what else '')
             )
+        elif 'zip archive' in msg:
+            reason = 'it is not a complete torch zip archive (cut short?)'
+        elif isinstance(e, pickle.UnpicklingError):
+            reason = 'it is neither a torch zip archive nor a pickle'
         else:
-            reason = f'{type(e).__name__}: {first[:200]}'
+            reason = f'{type(e).__name__}: {msg.strip()[:200]}'
         raise ValueError(
             f'{path!r} is not a checkpoint this toolkit can load: {reason}. '
             'Expected a .pth file written by tools/train.py (mmengine) or '
@@ -116,7 +120,7 @@ def state_dict_of(checkpoint, path: str = 'the checkpoint') -> dict:
     state = checkpoint
     if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
         state = checkpoint['state_dict']
-    if not isinstance(state, dict) or not all(
+    if not isinstance(state, dict) or not any(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
         raise ValueError(

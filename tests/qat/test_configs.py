@@ -160,3 +160,24 @@ def test_mobilenet_float_config_builds_the_float_model_the_qat_configs_load():
         float_model.state_dict(), strict=False
     )
     assert not unexpected and all('_quantizer.' in k for k in missing)
+
+
+def test_float_checkpoint_via_load_from_needs_non_strict(cifar_root, tmp_path):
+    # docs/qat.md: a float checkpoint goes into a QAT model through
+    # load_from only when the non-strict load is asked for explicitly.
+    name = 'resnet18_w4a4_sgd_1xb128_cifar10.py'
+    cfg = _small(Config.fromfile(CONFIG_DIR / name), cifar_root, tmp_path)
+    ckpt = tmp_path / 'float.pth'
+    float_model = _float_checkpoint(cfg, ckpt)
+    cfg.model.float_checkpoint = None
+    cfg.load_from = str(ckpt)
+    strict = Runner.from_cfg(copy.deepcopy(cfg))
+    with pytest.raises(KeyError, match=r'missing.*--non-strict'):
+        strict.load_or_resume()
+    cfg.default_hooks.checkpoint_check.strict = False  # = --non-strict
+    runner = Runner.from_cfg(cfg)
+    runner.load_or_resume()
+    want, got = float_model.state_dict(), runner.model.state_dict()
+    assert all(k in got for k in want)  # every float weight has its place
+    for k in want:
+        assert torch.equal(want[k], got[k]), k
