@@ -1,0 +1,124 @@
+"""A new user's first commands: offline download, an image folder instead
+of CIFAR, switching an AUSAM config back to SGD."""
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torchvision.datasets.utils as tv_utils
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper, build_optim_wrapper
+from torch import nn
+
+from ausam_tasks.tools import test as test_tool
+from ausam_tasks.tools import train as train_tool
+from tasks.classification.data_prep import (
+    synthetic_images,
+    write_image_folder,
+)
+
+CONFIG = str(
+    Path(__file__).resolve().parents[2]
+    / 'configs/classification/resnet18_ausam-a0.5_1xb128_cifar10.py'
+)
+
+
+def test_offline_download_says_what_to_do(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError('[Errno -3] Temporary failure')
+
+    monkeypatch.setattr(tv_utils, 'download_and_extract_archive', offline)
+    with pytest.raises(RuntimeError) as e:
+        train_tool.main(
+            [
+                CONFIG,
+                '--work-dir',
+                str(tmp_path / 'w'),
+                '--cfg-options',
+                f'train_dataloader.dataset.data_root={tmp_path}',
+            ]
+        )
+    msg = str(e.value)
+    assert 'URLError' in msg
+    assert f'{tmp_path.resolve()}/cifar-10-batches-py' in msg
+    assert '--image-folder DIR' in msg
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp('images')
+    imgs, labels = synthetic_images(24, 3, seed=4)
+    names = ['ant', 'bee', 'cat']
+    write_image_folder(root / 'train', imgs[:16], labels[:16], classes=names)
+    write_image_folder(root / 'val', imgs[16:], labels[16:], classes=names)
+    return root
+
+
+def test_any_classification_config_trains_on_an_image_folder(folder, tmp_path):
+    small = [
+        'train_cfg.max_epochs=1',
+        'train_dataloader.batch_size=8',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+    ]
+    work = str(tmp_path / 'w')
+    runner = train_tool.main(
+        [
+            CONFIG,
+            '--image-folder',
+            str(folder),
+            '--work-dir',
+            work,
+            '--cfg-options',
+            *small,
+        ]
+    )
+    ds = runner.train_dataloader.dataset
+    assert type(ds).__name__ == 'ImageFolder' and len(ds) == 16
+    assert ds.metainfo['classes'] == ('ant', 'bee', 'cat')
+    assert runner.model.net.fc.out_features == 3
+    assert runner.optim_wrapper.core.num_steps == 2
+    metrics = test_tool.main(
+        [
+            CONFIG,
+            f'{work}/epoch_1.pth',
+            '--image-folder',
+            str(folder),
+            '--work-dir',
+            work,
+            '--cfg-options',
+            *small[4:],
+        ]
+    )
+    assert 0 <= metrics['accuracy/top1'] <= 100
+
+
+def test_image_folder_layout_is_checked(folder, tmp_path):
+    with pytest.raises(FileNotFoundError, match='DIR/train/<class>'):
+        train_tool.main([CONFIG, '--image-folder', str(folder / 'train')])
+
+
+def test_switching_an_ausam_config_to_sgd(tmp_path):
+    with pytest.raises(ValueError) as e:
+        train_tool.main(
+            [CONFIG, '--cfg-options', 'optim_wrapper.type=OptimWrapper']
+        )
+    assert "still sets ['rho', 'alpha'" in str(e.value)
+    recipe = str(e.value).rsplit('--cfg-options ', 1)[1].split()
+    assert recipe[0] == 'optim_wrapper._delete_=True'
+    args = train_tool.parse_args([CONFIG, '--cfg-options', *recipe])
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg = train_tool.merge_args(cfg, args)
+    assert cfg.optim_wrapper == dict(
+        type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
+    )
+    sgd = Config.fromfile(CONFIG.replace('ausam-a0.5', 'sgd'))
+    assert cfg.optim_wrapper == sgd.optim_wrapper  # the sibling config's
+    ow = build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
+    assert type(ow) is OptimWrapper
+    assert np.isclose(ow.optimizer.defaults['momentum'], 0.9)
