@@ -1,4 +1,5 @@
-# Two commands: `make demo` (the main job) and `make test`. Both create .venv on first use.
+# Two commands: `make demo` (the main job) and `make test`. Both create .venv on first use
+# (about 75 s or more; each install step prints one line).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -9,18 +10,28 @@ STAMP   := $(VENV)/.installed-v2
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip<27"
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet "setuptools>=77,<81" wheel cython "numpy>=2" \
+	@echo "[1/7] creating the virtual environment $(VENV)/ (first run only)"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "[2/7] upgrading pip"
+	@$(BIN)/pip install --quiet --upgrade "pip<27"
+	@echo "[3/7] installing torch 2.14.1 + torchvision 0.29.1 (the largest download)"
+	@$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	@echo "[4/7] installing mmengine, mmcv-lite, albumentations, opencv, scipy, pytest, ruff, ..."
+	@$(BIN)/pip install --quiet "setuptools>=77,<81" wheel cython "numpy>=2" \
 	    mmengine==0.10.7 mmcv-lite==2.1.0 albumentations opencv-python-headless scipy \
 	    json-tricks munkres matplotlib pillow pytest ruff==0.17.6
-	# mmpose's chumpy dependency does not build on modern pip; nothing we import needs it.
-	$(BIN)/pip install --quiet --no-deps mmpose==1.3.2
-	# The PyPI wheel of xtcocotools is built against numpy 1.x: build it against numpy 2.
-	$(BIN)/pip install --quiet --no-build-isolation --no-binary xtcocotools xtcocotools==1.14.3
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	@echo "[5/7] building xtcocotools against numpy 2 (its PyPI wheel targets numpy 1.x)"
+	@$(BIN)/pip install --quiet --no-build-isolation --no-binary xtcocotools xtcocotools==1.14.3
+	@# mmpose goes in after every install that resolves dependencies: its
+	@# chumpy requirement (unbuildable on modern pip, and nothing we import
+	@# uses it) would otherwise make pip print a "mmpose 1.3.2 requires
+	@# chumpy, which is not installed" conflict after each later install.
+	@echo "[6/7] installing mmpose 1.3.2 without its chumpy dependency (nothing here uses chumpy; a pip note that mmpose requires chumpy is expected)"
+	@$(BIN)/pip install --quiet --no-deps mmpose==1.3.2
+	@echo "[7/7] installing this project (editable)"
+	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "done: $(VENV)/ is ready"
 
 demo: $(STAMP)
 	$(BIN)/python tools/demo.py --work-dir work_dirs/demo
