@@ -97,7 +97,7 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
             )
         elif 'zip archive' in msg:
             reason = 'it is not a complete torch zip archive (cut short?)'
-        elif isinstance(e, pickle.UnpicklingError):
+        elif isinstance(e, (pickle.UnpicklingError, KeyError, EOFError)):
             reason = 'it is neither a torch zip archive nor a pickle'
         else:
             reason = f'{type(e).__name__}: {msg.strip()[:200]}'
@@ -162,8 +162,12 @@ def check_state_dict(model, state: dict, source: str = 'the checkpoint'):
     ):
         if keys:
             parts.append(f'{name}: {keys[:3]}' + (' ...' * (len(keys) > 3)))
+    kind = type(model).__name__
+    net = getattr(model, 'net', None)
+    if isinstance(net, torch.nn.Module):  # the task models' network
+        kind += f' ({type(net).__name__})'
     raise KeyError(
-        f'{source} does not fit the {type(model).__name__} model: '
+        f'{source} does not fit the {kind} model: '
         f'{len(missing)} missing, {len(unexpected)} unexpected and '
         f'{len(misshaped)} mis-shaped keys ({"; ".join(parts)}). Is it a '
         "checkpoint of this config's model? To load the matching keys "

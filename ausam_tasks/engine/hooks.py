@@ -122,6 +122,9 @@ class CheckpointCheckHook(Hook):
             model = runner.model
             if is_model_wrapper(model):
                 model = model.module
+            meta = checkpoint.get('meta') or {}
+            if meta.get('experiment_name'):
+                source += f' (from run {meta["experiment_name"]})'
             check_state_dict(model, state, source)
 
 
