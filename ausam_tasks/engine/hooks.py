@@ -56,14 +56,16 @@ class SharpnessAwareLoggerHook(Hook):
             self._seen += k
             self._trained += float(outputs['sam_frac']) * k
         now = time.perf_counter()
-        if self._log_interval and (batch_idx + 1) % self._log_interval == 0:
-            self._last_line = now  # LoggerHook printed this iteration
+        done, total = batch_idx + 1, len(runner.train_dataloader)
+        if done == total or (
+            self._log_interval and done % self._log_interval == 0
+        ):
+            self._last_line = now  # LoggerHook logs here (and epoch ends)
         elif (
             self.progress_seconds
             and now - self._last_line >= self.progress_seconds
         ):
             self._last_line = now
-            done, total = batch_idx + 1, len(runner.train_dataloader)
             rate = (now - self._start) / done
             runner.logger.info(
                 f'epoch {runner.epoch + 1} [{done}/{total}] '
