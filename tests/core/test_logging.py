@@ -3,6 +3,7 @@ per epoch, progress lines on slow runs."""
 
 import glob
 import json
+import uuid
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -28,6 +29,9 @@ def train(tmp_path, logger_interval, progress_seconds):
                 progress_seconds=progress_seconds,
             )
         ],
+        # mmengine names the logger and visualizer by a 1-second timestamp:
+        # a unique name keeps a previous test's instances out.
+        experiment_name=f'logging_{uuid.uuid4().hex}',
         visualizer=dict(
             type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]
         ),
