@@ -1,10 +1,12 @@
 """The step API: the model builds the loss closure, the wrapper takes it."""
 
 import copy
+import uuid
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 
 from ausam_tasks.engine import SAMOptimWrapper
@@ -64,6 +66,10 @@ def scored(score_average='mean'):
     """AUSAM after a full-batch step on 0..7 and one on 0..3 (init epoch:
     every sample of a batch is trained on and scored)."""
     torch.manual_seed(0)
+    # Outside a Runner the wrapper reads the epoch from the latest message
+    # hub: make a fresh one at epoch 0, not one an earlier Runner left.
+    hub = MessageHub.get_instance(f'scored_{uuid.uuid4().hex}')
+    hub.update_info('epoch', 0)
     model = ToyNet()
     ow = build(model, init_epochs=1, score_average=score_average)
     ds = ToyDataset(8)
