@@ -368,7 +368,8 @@ def _check_keys(cls, kwargs: dict) -> None:
         )
         raise TypeError(
             f'{cls.__name__} got unknown setting(s) {unknown}{hint}; '
-            f'valid keys of optim_wrapper: optimizer, {", ".join(sorted(valid))}'
+            'valid keys of optim_wrapper: optimizer, '
+            + ', '.join(sorted(valid))
         )
 
 
