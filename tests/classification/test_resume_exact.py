@@ -8,9 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 from mmengine.runner import Runner
-
-from ausam_tasks.registry import HOOKS
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 CONFIG = CONFIGS / 'classification/resnet18_ausam-a0.5_1xb128_cifar10.py'
