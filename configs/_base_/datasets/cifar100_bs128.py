@@ -1,44 +1,11 @@
-# CIFAR-100 (python pickle batches; download=True fetches them into data_root).
-# Batch augmentation path: the dataloader only decodes and packs uint8 images;
-# the data preprocessor pads-and-crops (4 px), flips and applies Cutout on the
-# device.
+# CIFAR-100: the CIFAR-10 base with the CIFAR-100 batches and statistics.
+_base_ = ['./cifar10_bs128.py']
 dataset_type = 'CIFAR100'
 data_root = 'data/cifar100'
 data_preprocessor = dict(
-    type='ClsDataPreprocessor',
     mean=[129.304, 124.070, 112.434],
     std=[68.170, 65.392, 70.418],
-    batch_augment=dict(padding=4, flip_prob=0.5, cutout_size=16),
-    resize_to=None,
 )
-train_pipeline = [dict(type='LoadClsImage'), dict(type='PackClsInputs')]
-test_pipeline = [dict(type='LoadClsImage'), dict(type='PackClsInputs')]
-train_dataloader = dict(
-    batch_size=128,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        download=True,
-        pipeline=train_pipeline,
-    ),
-)
-val_dataloader = dict(
-    batch_size=256,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        download=True,
-        pipeline=test_pipeline,
-    ),
-)
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
