@@ -177,3 +177,72 @@ def write_image_folder(
             str(d / f'{i:05d}{ext}'), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
         )
     return root
+
+
+def cifar10_jpg_split(
+    train_per_class: Optional[int],
+    holdout_per_class: int,
+    seed: int = 0,
+    archive: str | os.PathLike = CIFAR10_JPG_TAR,
+) -> tuple:
+    """Decode a fixed, disjoint, class-balanced split of the JPEG archive.
+
+    Within each class the sorted file names are shuffled with ``seed``
+    (one ``random.Random`` across the classes in sorted order); the first
+    ``holdout_per_class`` are held out, the next ``train_per_class`` (None:
+    all the rest) train. The held-out images do not depend on
+    ``train_per_class``. Returns ``(train_x, train_y, holdout_x,
+    holdout_y)``: N x 32 x 32 x 3 uint8 arrays and int64 labels.
+    """
+    import io
+    import random
+
+    from PIL import Image
+
+    archive = Path(archive)
+    if not archive.is_file():
+        raise FileNotFoundError(f'CIFAR-10 JPEG archive not found: {archive}')
+    blobs: dict = {}
+    with tarfile.open(archive, 'r:gz') as tar:
+        for m in tar:
+            parts = Path(m.name).parts
+            if m.isfile() and len(parts) >= 3 and parts[-3] == 'train':
+                blobs.setdefault(parts[-2], {})[parts[-1]] = tar.extractfile(
+                    m
+                ).read()
+    classes = sorted(blobs)
+    if tuple(classes) != CIFAR10_CLASSES:
+        raise ValueError(
+            f'{archive} holds classes {classes}, expected {CIFAR10_CLASSES}'
+        )
+    rng = random.Random(seed)
+    parts = {'train': ([], []), 'holdout': ([], [])}
+    for label, name in enumerate(classes):
+        files = sorted(blobs[name])
+        rng.shuffle(files)
+        if holdout_per_class + (train_per_class or 0) > len(files):
+            raise ValueError(
+                f'class {name} has {len(files)} images, fewer than '
+                f'{holdout_per_class} held-out + {train_per_class} training'
+            )
+        end = (
+            None
+            if train_per_class is None
+            else (holdout_per_class + train_per_class)
+        )
+        for part, chosen in (
+            ('holdout', files[:holdout_per_class]),
+            ('train', files[holdout_per_class:end]),
+        ):
+            for f in chosen:
+                img = Image.open(io.BytesIO(blobs[name][f])).convert('RGB')
+                parts[part][0].append(np.asarray(img, dtype=np.uint8))
+                parts[part][1].append(label)
+    return tuple(
+        arr
+        for part in ('train', 'holdout')
+        for arr in (
+            np.stack(parts[part][0]),
+            np.asarray(parts[part][1], dtype=np.int64),
+        )
+    )

@@ -1,0 +1,649 @@
+"""A study: methods x seeds through the real mmengine Runner, and its report.
+
+Each cell (one method, one seed) is the classification task's config (the
+preset's base config + the method's ``optim_wrapper`` + the seed), trained by
+``Runner.train()`` in its own process, then evaluated on the training images
+without augmentation. Its result is one JSON file, written atomically;
+finished cells are skipped, so a rerun resumes (an interrupted cell resumes
+from its last checkpoint). ``--report`` turns the cells into
+``docs/study/<preset>.md`` and ``.png``.
+
+    # the CPU study, all cells one after the other on core 1
+    taskset -c 1 .venv/bin/python benchmarks/study.py --preset cpu
+    .venv/bin/python benchmarks/study.py --preset cpu --report
+    # the paper's Table 2 ResNet-18 row, one process per GPU
+    python benchmarks/study.py --preset gpu-paper --devices cuda:0,cuda:1
+    # its smoke test: two epochs of one cell on the CPU
+    python benchmarks/study.py --preset gpu-paper --methods SAM --seeds 0 \\
+        --epochs 2 --limit-train 256 --device cpu --out work_dirs/smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+class RunFraction(float):
+    """A number of epochs given as a fraction of the cell's epochs."""
+
+    def resolve(self, epochs: int) -> int:
+        return round(self * epochs)
+
+
+# name -> optim_wrapper dict; the base config's optimizer is kept. A new
+# method is one line, e.g. 'LookSAM': dict(type='LookSAMOptimWrapper', ...).
+AUSAM_05 = dict(
+    type='AUSAMOptimWrapper',
+    rho=0.05,
+    alpha=0.5,
+    s_min=0.1,
+    s_max=0.5,
+    warmup_epochs=RunFraction(0.15),  # the paper: 30 of 200 epochs
+    init_epochs=1,
+    selector='adlp',
+    score_average='mean',
+)
+METHODS = {
+    'SGD': dict(type='OptimWrapper'),
+    'SAM': dict(type='SAMOptimWrapper', rho=0.05),
+    'AUSAM-0.5': AUSAM_05,
+    # The paper's random-pruning baseline: no scores, so no scoring epoch.
+    'SAM+Random-0.5': {
+        **AUSAM_05,
+        'selector': 'uniform',
+        'warmup_epochs': 0,
+        'init_epochs': 0,
+    },
+    # EMA of the DLP scores instead of their mean (Eq. 6); momentum 0.1 is
+    # the toolkit's default: the newest score weighs 10%.
+    'AUSAM-0.5-EMA': {**AUSAM_05, 'score_average': 'ema', 'ema_momentum': 0.1},
+}
+
+PRESETS = {
+    'cpu': dict(
+        config='configs/study/resnet20-w16_sgd_1xb128-100e_cifar10-2k-16px.py',
+        train_per_class=200,
+        holdout_per_class=500,
+        epochs=100,
+        val_interval=10,
+        seeds=[0, 1, 2, 3, 4],
+        methods=['SGD', 'SAM', 'AUSAM-0.5', 'SAM+Random-0.5', 'AUSAM-0.5-EMA'],
+        threads=1,
+    ),
+    # The paper's Table 2 ResNet-18 CIFAR-10 row (200 epochs, batch 128,
+    # Cutout), on 45,000 training JPEGs; 5,000 held out replace the official
+    # test set, which the shared data does not include.
+    'gpu-paper': dict(
+        config='configs/classification/resnet18_sgd_1xb128_cifar10.py',
+        train_per_class=None,
+        holdout_per_class=500,
+        epochs=200,
+        val_interval=10,
+        seeds=[0, 1, 2],
+        methods=['SGD', 'SAM', 'AUSAM-0.5', 'SAM+Random-0.5'],
+        threads=None,
+    ),
+    # For the test: the harness end to end in seconds.
+    'tiny': dict(
+        config='configs/study/resnet20-w16_sgd_1xb128-100e_cifar10-2k-16px.py',
+        train_per_class=4,
+        holdout_per_class=2,
+        epochs=2,
+        val_interval=1,
+        seeds=[0],
+        methods=['SGD', 'AUSAM-0.5'],
+        threads=1,
+        model=dict(depth=8, width=4),
+    ),
+}
+
+
+def cell_name(method: str, seed: int) -> str:
+    return f'{method}_seed{seed}'
+
+
+# ---------------------------------------------------------------- data
+
+
+def prepare_data(train_per_class, holdout_per_class, cache_root=None) -> Path:
+    """CIFAR pickle batches of a fixed split of the shared JPEGs, made once
+    in a git-ignored cache: training images in the train batches, the
+    held-out images in ``test_batch``. Returns the folder for data_root."""
+    from tasks.classification.data_prep import (
+        CIFAR10_CLASSES,
+        cifar10_jpg_split,
+        write_cifar_pickles,
+    )
+
+    train = 'all' if train_per_class is None else train_per_class
+    root = Path(cache_root or REPO / 'data' / 'study') / (
+        f'cifar10-jpg_train{train}pc_holdout{holdout_per_class}pc_seed0'
+    )
+    marker = root / '.complete'
+    if not marker.is_file():
+        xtr, ytr, xho, yho = cifar10_jpg_split(
+            train_per_class, holdout_per_class, seed=0
+        )
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)  # an interrupted attempt
+        write_cifar_pickles(
+            root,
+            xtr,
+            ytr,
+            test_images=xho,
+            test_labels=yho,
+            classes=list(CIFAR10_CLASSES),
+        )
+        marker.touch()
+    return root
+
+
+# ---------------------------------------------------------------- one cell
+
+
+def cell_config(preset: dict, method: str, seed: int, data_root, work_dir):
+    """The cell's mmengine config: base config + method + seed."""
+    from mmengine.config import Config, ConfigDict
+    from mmengine.registry import OPTIM_WRAPPERS
+
+    import ausam_tasks  # noqa: F401  (registers the wrappers)
+
+    cfg = Config.fromfile(str(REPO / preset['config']))
+    epochs = preset['epochs']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ds = cfg[loader].dataset
+        ds.data_root = str(data_root)
+        ds.download = False
+    # The training images without augmentation: training-set accuracy.
+    cfg.test_dataloader = ConfigDict(
+        cfg.val_dataloader.to_dict(),
+    )
+    cfg.test_dataloader.dataset.split = 'train'
+    cfg.test_evaluator = cfg.val_evaluator
+    if preset.get('model'):
+        cfg.model.net.update(preset['model'])
+    cfg.train_cfg.max_epochs = epochs
+    cfg.train_cfg.val_interval = preset['val_interval']
+    for sched in cfg.param_scheduler:
+        if sched.get('T_max') is not None:
+            sched.T_max = epochs
+        sched.end = epochs
+    spec = {
+        k: v.resolve(epochs) if isinstance(v, RunFraction) else v
+        for k, v in METHODS[method].items()
+    }
+    wrapper = OPTIM_WRAPPERS.get(spec['type'])
+    if wrapper is None:
+        raise KeyError(f'method {method}: no optim wrapper {spec["type"]!r}')
+    import inspect
+
+    if 'seed' in inspect.signature(wrapper).parameters:
+        spec.setdefault('seed', seed)
+    base = {k: v for k, v in cfg.optim_wrapper.items() if k != 'type'}
+    cfg.optim_wrapper = ConfigDict({**base, **spec})
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.work_dir = str(work_dir)
+    cfg.launcher = 'none'
+    cfg.resume = (Path(work_dir) / 'last_checkpoint').is_file()
+    cfg.load_from = None
+    return cfg
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = dict(
+        platform=platform.platform(),
+        cpu=cpu,
+        cpus_visible=os.cpu_count(),
+        cpu_affinity=sorted(os.sched_getaffinity(0)),
+        torch_threads=torch.get_num_threads(),
+        python=platform.python_version(),
+    )
+    if torch.cuda.is_available():
+        out['gpu'] = torch.cuda.get_device_name(0)
+    return out
+
+
+def git_commit() -> str:
+    def git(*a):
+        return subprocess.run(
+            ['git', '-C', str(REPO), *a], capture_output=True, text=True
+        ).stdout.strip()
+
+    commit = git('rev-parse', 'HEAD')
+    return commit + ('-dirty' if git('status', '--porcelain', '-uno') else '')
+
+
+def run_cell(
+    preset_name: str, preset: dict, method: str, seed: int, out: Path
+):
+    """Train one cell in this process and write its JSON atomically."""
+    import torch
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    t_cell = time.perf_counter()
+    if preset.get('threads'):
+        torch.set_num_threads(preset['threads'])
+    data_root = prepare_data(
+        preset['train_per_class'], preset['holdout_per_class']
+    )
+    work_dir = out / 'work_dirs' / cell_name(method, seed)
+    cfg = cell_config(preset, method, seed, data_root, work_dir)
+
+    class Recorder(Hook):
+        priority = 'LOWEST'
+
+        def __init__(self):
+            self.epoch_s, self.curve = [], []
+
+        def before_train_epoch(self, runner):
+            self._t = time.perf_counter()
+
+        def after_train_epoch(self, runner):
+            self.epoch_s.append(time.perf_counter() - self._t)
+
+        def after_val_epoch(self, runner, metrics=None):
+            self.curve.append([runner.epoch, metrics['accuracy/top1']])
+
+    runner = Runner.from_cfg(cfg)
+    rec = Recorder()
+    runner.register_hook(rec)
+    start_epoch = None
+    t0 = time.perf_counter()
+    runner.train()
+    train_wall = time.perf_counter() - t0
+    start_epoch = runner.epoch - len(rec.epoch_s)
+    if not rec.curve or rec.curve[-1][0] != runner.epoch:
+        rec.curve.append([runner.epoch, runner.val()['accuracy/top1']])
+    train_acc = runner.test()['accuracy/top1']
+    result = dict(
+        method=method,
+        seed=seed,
+        preset=preset_name,
+        preset_settings={k: v for k, v in preset.items() if k != 'methods'},
+        optim_wrapper=cfg.optim_wrapper.to_dict(),
+        config=cfg.pretty_text,
+        holdout_top1=rec.curve[-1][1],
+        holdout_curve=rec.curve,
+        train_top1=train_acc,
+        train_images=len(runner.train_dataloader.dataset),
+        holdout_images=len(runner.val_dataloader.dataset),
+        epochs=runner.epoch,
+        resumed_from_epoch=start_epoch,
+        epoch_s=rec.epoch_s,
+        train_s=sum(rec.epoch_s),
+        train_with_val_s=train_wall,
+        total_s=time.perf_counter() - t_cell,
+        git_commit=git_commit(),
+        torch=torch.__version__,
+        machine=machine(),
+        finished=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+    )
+    path = out / f'{cell_name(method, seed)}.json'
+    tmp = path.with_suffix(f'.tmp{os.getpid()}')
+    tmp.write_text(json.dumps(result, indent=1) + '\n')
+    os.replace(tmp, path)
+    return result
+
+
+# ---------------------------------------------------------------- the matrix
+
+
+def launch(args, preset_name, cells, out: Path) -> None:
+    """Each cell in its own process; one slot per --devices entry, per
+    --cpus entry, or --jobs unpinned slots."""
+    if args.devices:
+        slots = [('device', d) for d in args.devices.split(',')]
+    elif args.cpus:
+        slots = [('cpu', c) for c in args.cpus.split(',')]
+    else:
+        slots = [(None, None)] * args.jobs
+    free = list(range(len(slots)))
+    import threading
+
+    lock = threading.Lock()
+
+    def one(cell):
+        method, seed = cell
+        with lock:
+            slot = free.pop()
+        kind, value = slots[slot]
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        cmd = [sys.executable, __file__, '--preset', preset_name]
+        cmd += ['--cell', method, str(seed), '--out', str(out)]
+        cmd += overrides(args)
+        device = value if kind == 'device' else args.device
+        if device == 'cpu':
+            env['CUDA_VISIBLE_DEVICES'] = ''
+        elif device and device.startswith('cuda:'):
+            env['CUDA_VISIBLE_DEVICES'] = device.split(':', 1)[1]
+        if kind == 'cpu':
+            cmd = ['taskset', '-c', value] + cmd
+        log = out / 'work_dirs' / f'{cell_name(method, seed)}.log'
+        log.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        with open(log, 'a') as f:
+            rc = subprocess.run(cmd, env=env, stdout=f, stderr=f).returncode
+        with lock:
+            free.append(slot)
+        status = 'done' if rc == 0 else f'FAILED (exit {rc}, see {log})'
+        print(
+            f'{cell_name(method, seed)}: {status} in '
+            f'{time.perf_counter() - t:.0f} s',
+            flush=True,
+        )
+        return rc
+
+    with ThreadPoolExecutor(len(slots)) as pool:
+        codes = list(pool.map(one, cells))
+    if any(codes):
+        raise SystemExit(f'{sum(c != 0 for c in codes)} cell(s) failed')
+
+
+def overrides(args) -> list:
+    out = []
+    if args.epochs is not None:
+        out += ['--epochs', str(args.epochs)]
+    if args.limit_train is not None:
+        out += ['--limit-train', str(args.limit_train)]
+    return out
+
+
+def resolve_preset(args) -> dict:
+    preset = dict(PRESETS[args.preset])
+    if args.epochs is not None:
+        preset['epochs'] = args.epochs
+        preset['val_interval'] = min(preset['val_interval'], args.epochs)
+    if args.limit_train is not None:
+        if args.limit_train % 10:
+            raise SystemExit('--limit-train must be a multiple of 10 classes')
+        preset['train_per_class'] = args.limit_train // 10
+    if args.methods:
+        preset['methods'] = args.methods
+    if args.seeds:
+        preset['seeds'] = args.seeds
+    unknown = [m for m in preset['methods'] if m not in METHODS]
+    if unknown:
+        raise SystemExit(
+            f'unknown method(s) {unknown}; known: {", ".join(METHODS)}'
+        )
+    return preset
+
+
+# ---------------------------------------------------------------- report
+
+
+def t_interval(diffs: list) -> tuple:
+    """Mean, standard error and 95% t-interval half-width of paired
+    differences (NaN where fewer than two)."""
+    n = len(diffs)
+    mean = statistics.mean(diffs) if diffs else math.nan
+    if n < 2:
+        return mean, math.nan, math.nan
+    from scipy.stats import t
+
+    se = statistics.stdev(diffs) / math.sqrt(n)
+    return mean, se, t.ppf(0.975, n - 1) * se
+
+
+def load_cells(out: Path) -> list:
+    return [json.loads(p.read_text()) for p in sorted(out.glob('*.json'))]
+
+
+def summarize(cells: list, methods: list) -> list:
+    """One row per method: held-out mean/std, paired difference to SAM,
+    training-set accuracy, training wall time and SAM%."""
+    by = {}
+    for c in cells:
+        by.setdefault(c['method'], {})[c['seed']] = c
+    order = [m for m in methods if m in by] + sorted(
+        m for m in by if m not in methods
+    )
+    sam = by.get('SAM', {})
+    sam_time = (
+        statistics.mean(c['train_s'] for c in sam.values()) if sam else None
+    )
+    rows = []
+    for m in order:
+        cs = by[m]
+        acc = [c['holdout_top1'] for c in cs.values()]
+        seeds = sorted(s for s in cs if s in sam)
+        diff = [cs[s]['holdout_top1'] - sam[s]['holdout_top1'] for s in seeds]
+        d_mean, d_se, d_half = t_interval(diff)
+        time_s = statistics.mean(c['train_s'] for c in cs.values())
+        rows.append(
+            dict(
+                method=m,
+                n=len(acc),
+                seeds=sorted(cs),
+                holdout_mean=statistics.mean(acc),
+                holdout_std=statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                diff_sam=d_mean,
+                diff_sam_se=d_se,
+                diff_sam_ci=d_half,
+                diff_sam_n=len(diff),
+                train_mean=statistics.mean(
+                    c['train_top1'] for c in cs.values()
+                ),
+                train_s=time_s,
+                sam_pct=100.0 * sam_time / time_s if sam_time else None,
+            )
+        )
+    return rows
+
+
+def paired(cells: list, a: str, b: str) -> tuple:
+    """Paired difference a - b of held-out top-1 over common seeds."""
+    ca = {c['seed']: c['holdout_top1'] for c in cells if c['method'] == a}
+    cb = {c['seed']: c['holdout_top1'] for c in cells if c['method'] == b}
+    diffs = [ca[s] - cb[s] for s in sorted(set(ca) & set(cb))]
+    return (*t_interval(diffs), len(diffs))
+
+
+def fmt(v, spec='.2f', none='n/a'):
+    return (
+        none
+        if v is None or (isinstance(v, float) and math.isnan(v))
+        else (format(v, spec))
+    )
+
+
+def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
+    cells = load_cells(out)
+    if not cells:
+        raise SystemExit(f'no cell results in {out}')
+    rows = summarize(cells, preset['methods'])
+    first = cells[0]
+    lines = [
+        f'# Study `{preset_name}`',
+        '',
+        f'Generated by `benchmarks/study.py --preset {preset_name} --report` '
+        f'from the {len(cells)} cell JSONs in `{rel(out)}`.',
+        '',
+        f'- Base config: `{preset["config"]}`; '
+        f'{first["train_images"]} training / {first["holdout_images"]} '
+        f'held-out images; {first["epochs"]} epochs.',
+        f'- Machine: {first["machine"].get("gpu") or first["machine"]["cpu"]}'
+        f', torch {first["torch"]}, {first["machine"]["torch_threads"]} '
+        f'torch thread(s); commit {first["git_commit"][:12]}.',
+        '- Held-out top-1 is the final evaluation; Δ SAM is the mean paired '
+        'difference to SAM over the seeds both ran, ± the half-width of its '
+        '95% t-interval (SE: its standard error). Wall time is training only '
+        '(the sum of the training epochs, no evaluation); SAM% = SAM wall '
+        "time / the method's.",
+        '',
+        '| method | seeds | held-out top-1 (%) | Δ SAM (95% CI) | SE | '
+        'training-set top-1 (%) | wall time (s) | SAM% |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ]
+    for r in rows:
+        delta = (
+            '0 (reference)'
+            if r['method'] == 'SAM'
+            else f'{fmt(r["diff_sam"], "+.2f")} ± {fmt(r["diff_sam_ci"])}'
+        )
+        lines.append(
+            f'| {r["method"]} | {r["n"]} | {r["holdout_mean"]:.2f} ± '
+            f'{r["holdout_std"]:.2f} | {delta} | '
+            f'{"" if r["method"] == "SAM" else fmt(r["diff_sam_se"])} | '
+            f'{r["train_mean"]:.2f} | {r["train_s"]:.0f} | '
+            f'{fmt(r["sam_pct"], ".0f")}% |'
+        )
+    lines += [
+        '',
+        '(± after the held-out mean: the sample standard deviation over '
+        'seeds.)',
+        '',
+        '## Every seed',
+        '',
+        '| method | seed | held-out top-1 (%) | training-set top-1 (%) | '
+        'training (s) | cell total (s) | s / epoch (median) | finished |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ]
+    order = {r['method']: i for i, r in enumerate(rows)}
+    for c in sorted(cells, key=lambda c: (order[c['method']], c['seed'])):
+        lines.append(
+            f'| {c["method"]} | {c["seed"]} | {c["holdout_top1"]:.2f} | '
+            f'{c["train_top1"]:.2f} | {c["train_s"]:.0f} | '
+            f'{c["total_s"]:.0f} | {statistics.median(c["epoch_s"]):.2f} | '
+            f'{c["finished"]} |'
+        )
+    lines += ['', f'![accuracy against wall time]({preset_name}.png)', '']
+    text = '\n'.join(lines)
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / f'{preset_name}.md').write_text(text)
+    plot(cells, rows, docs / f'{preset_name}.png', preset_name)
+    return text
+
+
+def rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
+def plot(cells, rows, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, r in enumerate(rows):
+        color = f'C{i}'
+        cs = [c for c in cells if c['method'] == r['method']]
+        ax.scatter(
+            [c['train_s'] for c in cs],
+            [c['holdout_top1'] for c in cs],
+            color=color,
+            alpha=0.35,
+            s=14,
+        )
+        ax.errorbar(
+            r['train_s'],
+            r['holdout_mean'],
+            yerr=r['holdout_std'],
+            fmt='o',
+            color=color,
+            capsize=3,
+            label=r['method'],
+        )
+    ax.set_xlabel('training wall time per run (s)')
+    ax.set_ylabel('held-out top-1 (%)')
+    ax.set_title(f'{title}: mean ± std over seeds, dots = seeds')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument('--preset', choices=sorted(PRESETS), default='cpu')
+    p.add_argument('--methods', nargs='+', help="default: the preset's")
+    p.add_argument('--seeds', nargs='+', type=int)
+    p.add_argument('--epochs', type=int, help='override (smoke runs)')
+    p.add_argument(
+        '--limit-train',
+        type=int,
+        help='use this many training images (a multiple of 10; smoke runs)',
+    )
+    p.add_argument(
+        '--out',
+        type=Path,
+        help='cell JSON folder (default benchmarks/results/study/<preset>)',
+    )
+    p.add_argument(
+        '--docs',
+        type=Path,
+        default=REPO / 'docs' / 'study',
+        help='where --report writes <preset>.md and .png',
+    )
+    p.add_argument('--jobs', type=int, default=1, help='parallel cells')
+    p.add_argument(
+        '--cpus', help='pin one cell per CPU id, e.g. 1 or 2,3 (sets jobs)'
+    )
+    p.add_argument(
+        '--devices', help='one cell per GPU, e.g. cuda:0,cuda:1 (sets jobs)'
+    )
+    p.add_argument('--device', help="'cpu' hides the GPUs from the cells")
+    p.add_argument('--report', action='store_true')
+    p.add_argument(
+        '--cell', nargs=2, metavar=('METHOD', 'SEED'), help=argparse.SUPPRESS
+    )
+    args = p.parse_args(argv)
+    preset = resolve_preset(args)
+    out = args.out or REPO / 'benchmarks' / 'results' / 'study' / args.preset
+    out.mkdir(parents=True, exist_ok=True)
+    if args.cell:
+        run_cell(args.preset, preset, args.cell[0], int(args.cell[1]), out)
+        return
+    if args.report:
+        print(report(args.preset, preset, out, args.docs))
+        return
+    # Seed-major order: every method's seed 0, then seed 1, ...
+    cells = [
+        (m, s)
+        for s in preset['seeds']
+        for m in preset['methods']
+        if not (out / f'{cell_name(m, s)}.json').is_file()
+    ]
+    print(f'{len(cells)} cell(s) to run into {out}', flush=True)
+    # Prepare the data once, before processes race for it.
+    prepare_data(preset['train_per_class'], preset['holdout_per_class'])
+    launch(args, args.preset, cells, out)
+
+
+if __name__ == '__main__':
+    main()
