@@ -1,0 +1,174 @@
+"""The study harness: cell configs, a tiny study end to end on the real
+CIFAR-10 JPEGs (resume-skipping, the report against the cell JSONs), and the
+report's statistics against hand-computed values."""
+
+import importlib.util
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+JPG_TAR = (
+    ROOT.parent / 'shared' / 'data' / 'cifar10' / 'cifar10-jpg-train.tar.gz'
+)
+
+_spec = importlib.util.spec_from_file_location(
+    'study', ROOT / 'benchmarks' / 'study.py'
+)
+study = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(study)
+
+
+def table_rows(md: str, header_start: str) -> list:
+    """The rows of the markdown table whose header starts with the text."""
+    lines = md.splitlines()
+    start = next(
+        i for i, ln in enumerate(lines) if ln.startswith(header_start)
+    )
+    rows = []
+    for ln in lines[start + 2 :]:
+        if not ln.startswith('|'):
+            break
+        rows.append([c.strip() for c in ln.strip('|').split('|')])
+    return rows
+
+
+def test_cell_config_composes_base_method_and_seed(tmp_path):
+    preset = study.PRESETS['cpu']
+    cfg = study.cell_config(preset, 'AUSAM-0.5-EMA', 3, tmp_path, tmp_path)
+    ow = cfg.optim_wrapper
+    assert ow.type == 'AUSAMOptimWrapper'
+    assert ow.score_average == 'ema' and ow.ema_momentum == 0.1
+    assert ow.warmup_epochs == 15  # 15% of 100 epochs, as 30 of 200
+    assert ow.seed == 3 and cfg.randomness.seed == 3
+    assert ow.optimizer.lr == 0.1 and ow.optimizer.weight_decay == 5e-4
+    assert cfg.train_dataloader.dataset.data_root == str(tmp_path)
+    assert cfg.test_dataloader.dataset.split == 'train'
+    assert cfg.val_dataloader.dataset.split == 'test'
+    sgd = study.cell_config(preset, 'SGD', 0, tmp_path, tmp_path)
+    assert sgd.optim_wrapper.type == 'OptimWrapper'
+    assert 'seed' not in sgd.optim_wrapper and 'rho' not in sgd.optim_wrapper
+
+    paper = study.PRESETS['gpu-paper']
+    cfg = study.cell_config(paper, 'SAM+Random-0.5', 1, tmp_path, tmp_path)
+    assert cfg.train_cfg.max_epochs == 200
+    assert cfg.param_scheduler[0].T_max == 200
+    assert cfg.optim_wrapper.selector == 'uniform'
+    assert cfg.optim_wrapper.init_epochs == 0
+    aug = cfg.model.data_preprocessor.batch_augment
+    assert aug.cutout_size == 16
+    assert cfg.train_dataloader.dataset.download is False
+
+
+def test_unknown_method_fails_early():
+    with pytest.raises(SystemExit, match='unknown method.*known: SGD'):
+        study.main(['--preset', 'tiny', '--methods', 'SGDD'])
+
+
+def test_paired_statistics_against_hand_computation(tmp_path):
+    def cell(method, seed, acc, train_s):
+        return dict(
+            method=method,
+            seed=seed,
+            holdout_top1=acc,
+            train_top1=99.0,
+            train_s=train_s,
+        )
+
+    cells = [
+        cell('SAM', 0, 70.0, 200.0),
+        cell('SAM', 1, 72.0, 200.0),
+        cell('SAM', 2, 71.0, 200.0),
+        cell('AUSAM-0.5', 0, 69.0, 100.0),
+        cell('AUSAM-0.5', 1, 72.0, 100.0),
+        cell('AUSAM-0.5', 2, 70.0, 100.0),
+        cell('AUSAM-0.5', 3, 90.0, 100.0),  # no SAM partner: not paired
+    ]
+    rows = {r['method']: r for r in study.summarize(cells, ['SAM'])}
+    r = rows['AUSAM-0.5']
+    # diffs -1, 0, -1: mean -2/3, sd sqrt(1/3), se 1/3, t(0.975, 2) 4.3027
+    assert r['diff_sam_n'] == 3
+    assert r['diff_sam'] == pytest.approx(-2 / 3)
+    assert r['diff_sam_se'] == pytest.approx(1 / 3)
+    assert r['diff_sam_ci'] == pytest.approx(4.302653 / 3, rel=1e-6)
+    assert r['holdout_mean'] == pytest.approx((69 + 72 + 70 + 90) / 4)
+    assert r['sam_pct'] == pytest.approx(200.0)
+    assert rows['SAM']['sam_pct'] == pytest.approx(100.0)
+    assert math.isnan(study.t_interval([1.0])[2])
+
+
+@pytest.mark.skipif(not JPG_TAR.is_file(), reason=f'{JPG_TAR} is absent')
+def test_tiny_study_end_to_end(tmp_path, capsys):
+    out, docs = tmp_path / 'cells', tmp_path / 'docs'
+    args = ['--preset', 'tiny', '--out', str(out)]
+    study.main(args)
+    paths = sorted(out.glob('*.json'))
+    assert [p.name for p in paths] == [
+        'AUSAM-0.5_seed0.json',
+        'SGD_seed0.json',
+    ]
+    cells = {json.loads(p.read_text())['method']: p for p in paths}
+    for method, path in cells.items():
+        c = json.loads(path.read_text())
+        assert c['epochs'] == 2 and len(c['epoch_s']) == 2
+        assert [e for e, _ in c['holdout_curve']] == [1, 2]
+        assert c['holdout_top1'] == c['holdout_curve'][-1][1]
+        assert c['train_images'] == 40 and c['holdout_images'] == 20
+        assert 0 <= c['train_top1'] <= 100
+        assert c['total_s'] > c['train_with_val_s'] > c['train_s'] > 0
+        assert c['optim_wrapper']['type'] == study.METHODS[method]['type']
+    assert (
+        json.loads(cells['AUSAM-0.5'].read_text())['optim_wrapper']['seed']
+        == 0
+    )
+
+    # Resume: a finished cell is skipped (its file untouched); a missing one
+    # runs again, here from its last checkpoint, and still reports every
+    # epoch's time and evaluation.
+    ausam = json.loads(cells['AUSAM-0.5'].read_text())
+    sgd = json.loads(cells['SGD'].read_text())
+    sgd['marker'] = 'kept'
+    cells['SGD'].write_text(json.dumps(sgd))
+    cells['AUSAM-0.5'].unlink()
+    capsys.readouterr()
+    study.main(args)
+    printed = capsys.readouterr().out
+    assert '1 cell(s) to run' in printed and 'AUSAM-0.5_seed0: done' in printed
+    assert json.loads(cells['SGD'].read_text())['marker'] == 'kept'
+    again = json.loads(cells['AUSAM-0.5'].read_text())
+    assert (
+        again['resumed_from_epoch'] == 2 and ausam['resumed_from_epoch'] == 0
+    )
+    assert again['epoch_s'] == ausam['epoch_s']
+    assert again['holdout_curve'] == ausam['holdout_curve']
+    assert again['train_top1'] == ausam['train_top1']
+    study.main(args)
+    assert '0 cell(s) to run' in capsys.readouterr().out
+
+    # The report's tables hold the cells' own numbers.
+    study.main(args + ['--report', '--docs', str(docs)])
+    md = (docs / 'tiny.md').read_text()
+    assert (docs / 'tiny.png').stat().st_size > 0
+    summary = {r[0]: r for r in table_rows(md, '| method | seeds |')}
+    seeds = {r[0]: r for r in table_rows(md, '| method | seed |')}
+    assert list(summary) == ['SGD', 'AUSAM-0.5']  # the preset's order
+    for method, path in cells.items():
+        c = json.loads(path.read_text())
+        mean, std = re.match(
+            r'([\d.]+) ± ([\d.]+)', summary[method][2]
+        ).groups()
+        assert float(mean) == pytest.approx(c['holdout_top1'], abs=0.005)
+        assert float(std) == 0.0
+        assert float(summary[method][5]) == pytest.approx(
+            c['train_top1'], abs=0.005
+        )
+        assert summary[method][3].startswith('n/a')  # no SAM cells
+        assert float(seeds[method][2]) == pytest.approx(
+            c['holdout_top1'], abs=0.005
+        )
+        assert float(seeds[method][3]) == pytest.approx(
+            c['train_top1'], abs=0.005
+        )
