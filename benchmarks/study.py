@@ -15,7 +15,8 @@ from its last checkpoint). ``--report`` turns the cells into
     python benchmarks/study.py --preset gpu-paper --devices cuda:0,cuda:1
     # its smoke test: two epochs of one cell on the CPU
     python benchmarks/study.py --preset gpu-paper --methods SAM --seeds 0 \\
-        --epochs 2 --limit-train 256 --device cpu --out work_dirs/smoke
+        --epochs 2 --limit-train 250 --limit-holdout 100 --device cpu \\
+        --out work_dirs/study-smoke
 """
 
 from __future__ import annotations
@@ -403,6 +404,8 @@ def overrides(args) -> list:
         out += ['--epochs', str(args.epochs)]
     if args.limit_train is not None:
         out += ['--limit-train', str(args.limit_train)]
+    if args.limit_holdout is not None:
+        out += ['--limit-holdout', str(args.limit_holdout)]
     return out
 
 
@@ -415,6 +418,12 @@ def resolve_preset(args) -> dict:
         if args.limit_train % 10:
             raise SystemExit('--limit-train must be a multiple of 10 classes')
         preset['train_per_class'] = args.limit_train // 10
+    if args.limit_holdout is not None:
+        if args.limit_holdout % 10:
+            raise SystemExit(
+                '--limit-holdout must be a multiple of 10 classes'
+            )
+        preset['holdout_per_class'] = args.limit_holdout // 10
     if args.methods:
         preset['methods'] = args.methods
     if args.seeds:
@@ -497,6 +506,50 @@ def paired(cells: list, a: str, b: str) -> tuple:
     return (*t_interval(diffs), len(diffs))
 
 
+COMPARISONS = [
+    ('SAM', 'SGD'),
+    ('AUSAM-0.5', 'SAM'),
+    ('AUSAM-0.5', 'SAM+Random-0.5'),
+    ('AUSAM-0.5-EMA', 'AUSAM-0.5'),
+]
+
+
+def comparisons(cells: list) -> list:
+    """The study's questions as paired differences over common seeds, and
+    whether SGD fits its training set (>= 99% on every seed)."""
+    lines = [
+        '| comparison | seeds | mean difference (points) | SE | 95% CI | '
+        '\\|mean\\| > 2 SE |',
+        '| --- | ---: | ---: | ---: | --- | --- |',
+    ]
+    for a, b in COMPARISONS:
+        mean, se, half, n = paired(cells, a, b)
+        if not n:
+            continue
+        ci = (
+            'n/a'
+            if math.isnan(half)
+            else f'[{mean - half:+.2f}, {mean + half:+.2f}]'
+        )
+        big = (
+            'n/a'
+            if math.isnan(se)
+            else ('yes' if abs(mean) > 2 * se else 'no')
+        )
+        lines.append(
+            f'| {a} − {b} | {n} | {mean:+.2f} | {fmt(se)} | {ci} | {big} |'
+        )
+    sgd = [c['train_top1'] for c in cells if c['method'] == 'SGD']
+    if sgd:
+        lines += [
+            '',
+            f'SGD training-set top-1: min {min(sgd):.2f}% over {len(sgd)} '
+            f'seed(s) ({"meets" if min(sgd) >= 99 else "misses"} the >= 99% '
+            'condition).',
+        ]
+    return lines
+
+
 def fmt(v, spec='.2f', none='n/a'):
     return (
         none
@@ -521,8 +574,10 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
         f'{first["train_images"]} training / {first["holdout_images"]} '
         f'held-out images; {first["epochs"]} epochs.',
         f'- Machine: {first["machine"].get("gpu") or first["machine"]["cpu"]}'
-        f', torch {first["torch"]}, {first["machine"]["torch_threads"]} '
-        f'torch thread(s); commit {first["git_commit"][:12]}.',
+        f' ({first["machine"]["cpus_visible"]} CPUs, cells pinned to '
+        f'{first["machine"]["cpu_affinity"]}), torch {first["torch"]}, '
+        f'{first["machine"]["torch_threads"]} torch thread(s); commit '
+        f'{first["git_commit"][:12]}.',
         '- Held-out top-1 is the final evaluation; Δ SAM is the mean paired '
         'difference to SAM over the seeds both ran, ± the half-width of its '
         '95% t-interval (SE: its standard error). Wall time is training only '
@@ -565,6 +620,8 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
             f'{c["total_s"]:.0f} | {statistics.median(c["epoch_s"]):.2f} | '
             f'{c["finished"]} |'
         )
+    lines += ['', '## Paired comparisons', '']
+    lines += comparisons(cells)
     lines += ['', f'![accuracy against wall time]({preset_name}.png)', '']
     text = '\n'.join(lines)
     docs.mkdir(parents=True, exist_ok=True)
@@ -631,6 +688,11 @@ def main(argv=None):
         '--limit-train',
         type=int,
         help='use this many training images (a multiple of 10; smoke runs)',
+    )
+    p.add_argument(
+        '--limit-holdout',
+        type=int,
+        help='hold out this many images (a multiple of 10; smoke runs)',
     )
     p.add_argument(
         '--out',

@@ -37,7 +37,7 @@ def table_rows(md: str, header_start: str) -> list:
 
 
 def test_cell_config_composes_base_method_and_seed(tmp_path):
-    preset = study.PRESETS['cpu']
+    preset = study.PRESETS['cpu-100e']
     cfg = study.cell_config(preset, 'AUSAM-0.5-EMA', 3, tmp_path, tmp_path)
     ow = cfg.optim_wrapper
     assert ow.type == 'AUSAMOptimWrapper'
@@ -48,6 +48,11 @@ def test_cell_config_composes_base_method_and_seed(tmp_path):
     assert cfg.train_dataloader.dataset.data_root == str(tmp_path)
     assert cfg.test_dataloader.dataset.split == 'train'
     assert cfg.val_dataloader.dataset.split == 'test'
+    cfg = study.cell_config(
+        study.PRESETS['cpu'], 'AUSAM-0.5', 0, tmp_path, tmp_path
+    )
+    assert cfg.optim_wrapper.warmup_epochs == 22  # round(0.15 * 150)
+    assert cfg.param_scheduler[0].T_max == 150
     sgd = study.cell_config(preset, 'SGD', 0, tmp_path, tmp_path)
     assert sgd.optim_wrapper.type == 'OptimWrapper'
     assert 'seed' not in sgd.optim_wrapper and 'rho' not in sgd.optim_wrapper
@@ -172,3 +177,19 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
         assert float(seeds[method][3]) == pytest.approx(
             c['train_top1'], abs=0.005
         )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not JPG_TAR.is_file(), reason=f'{JPG_TAR} is absent')
+def test_gpu_paper_smoke_on_cpu(tmp_path):
+    """Two epochs of one gpu-paper cell (ResNet-18, Cutout) on the CPU."""
+    study.main(
+        ['--preset', 'gpu-paper', '--methods', 'SAM', '--seeds', '0']
+        + ['--epochs', '2', '--limit-train', '250', '--limit-holdout', '100']
+        + ['--device', 'cpu', '--out', str(tmp_path)]
+    )
+    c = json.loads((tmp_path / 'SAM_seed0.json').read_text())
+    assert c['epochs'] == 2 and c['train_images'] == 250
+    assert c['holdout_images'] == 100
+    assert c['optim_wrapper']['type'] == 'SAMOptimWrapper'
+    assert 'resnet18' in c['config'] and 'cutout_size=16' in c['config']
