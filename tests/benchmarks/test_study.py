@@ -193,3 +193,20 @@ def test_gpu_paper_smoke_on_cpu(tmp_path):
     assert c['holdout_images'] == 100
     assert c['optim_wrapper']['type'] == 'SAMOptimWrapper'
     assert 'resnet18' in c['config'] and 'cutout_size=16' in c['config']
+
+
+@pytest.mark.skipif(not JPG_TAR.is_file(), reason=f'{JPG_TAR} is absent')
+def test_jpg_split_is_disjoint_and_holdout_fixed():
+    from tasks.classification.data_prep import cifar10_jpg_split
+
+    small = cifar10_jpg_split(2, 3, seed=0)
+    big = cifar10_jpg_split(4, 3, seed=0)
+    xtr, ytr, xho, yho = small
+    assert xtr.shape == (20, 32, 32, 3) and xho.shape == (30, 32, 32, 3)
+    assert (ytr == [c for c in range(10) for _ in range(2)]).all()
+    # The held-out images do not depend on the training-set size, and a
+    # smaller training set is a per-class prefix of a larger one.
+    assert (big[2] == xho).all() and (big[3] == yho).all()
+    assert (big[0].reshape(10, 4, -1)[:, :2] == xtr.reshape(10, 2, -1)).all()
+    held = {x.tobytes() for x in xho}
+    assert not any(x.tobytes() in held for x in big[0])
