@@ -33,8 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO, cifar10_jpg_archive
 
 
 class RunFraction(float):
@@ -149,8 +148,15 @@ def prepare_data(train_per_class, holdout_per_class, cache_root=None) -> Path:
     )
     marker = root / '.complete'
     if not marker.is_file():
+        archive = cifar10_jpg_archive()
+        if not archive.is_file():
+            raise SystemExit(
+                f'CIFAR-10 archive not found: {archive} (set '
+                'AUSAM_DATA_ROOT to the folder holding '
+                'cifar10/cifar10-jpg-train.tar.gz)'
+            )
         xtr, ytr, xho, yho = cifar10_jpg_split(
-            train_per_class, holdout_per_class, seed=0
+            archive, train_per_class, holdout_per_class, seed=0
         )
         import shutil
 

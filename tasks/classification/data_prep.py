@@ -180,10 +180,10 @@ def write_image_folder(
 
 
 def cifar10_jpg_split(
+    archive: str | os.PathLike,
     train_per_class: Optional[int],
     holdout_per_class: int,
     seed: int = 0,
-    archive: str | os.PathLike = CIFAR10_JPG_TAR,
 ) -> tuple:
     """Decode a fixed, disjoint, class-balanced split of the JPEG archive.
 

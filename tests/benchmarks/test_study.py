@@ -6,15 +6,13 @@ import importlib.util
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-JPG_TAR = (
-    ROOT.parent / 'shared' / 'data' / 'cifar10' / 'cifar10-jpg-train.tar.gz'
-)
-
+sys.path.insert(0, str(ROOT / 'benchmarks'))  # study.py imports common
 _spec = importlib.util.spec_from_file_location(
     'study', ROOT / 'benchmarks' / 'study.py'
 )
@@ -105,8 +103,7 @@ def test_paired_statistics_against_hand_computation(tmp_path):
     assert math.isnan(study.t_interval([1.0])[2])
 
 
-@pytest.mark.skipif(not JPG_TAR.is_file(), reason=f'{JPG_TAR} is absent')
-def test_tiny_study_end_to_end(tmp_path, capsys):
+def test_tiny_study_end_to_end(tmp_path, capsys, cifar10_archive):
     out, docs = tmp_path / 'cells', tmp_path / 'docs'
     args = ['--preset', 'tiny', '--out', str(out)]
     study.main(args)
@@ -180,8 +177,7 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not JPG_TAR.is_file(), reason=f'{JPG_TAR} is absent')
-def test_gpu_paper_smoke_on_cpu(tmp_path):
+def test_gpu_paper_smoke_on_cpu(tmp_path, cifar10_archive):
     """Two epochs of one gpu-paper cell (ResNet-18, Cutout) on the CPU."""
     study.main(
         ['--preset', 'gpu-paper', '--methods', 'SAM', '--seeds', '0']
@@ -195,12 +191,11 @@ def test_gpu_paper_smoke_on_cpu(tmp_path):
     assert 'resnet18' in c['config'] and 'cutout_size=16' in c['config']
 
 
-@pytest.mark.skipif(not JPG_TAR.is_file(), reason=f'{JPG_TAR} is absent')
-def test_jpg_split_is_disjoint_and_holdout_fixed():
+def test_jpg_split_is_disjoint_and_holdout_fixed(cifar10_archive):
     from tasks.classification.data_prep import cifar10_jpg_split
 
-    small = cifar10_jpg_split(2, 3, seed=0)
-    big = cifar10_jpg_split(4, 3, seed=0)
+    small = cifar10_jpg_split(cifar10_archive, 2, 3, seed=0)
+    big = cifar10_jpg_split(cifar10_archive, 4, 3, seed=0)
     xtr, ytr, xho, yho = small
     assert xtr.shape == (20, 32, 32, 3) and xho.shape == (30, 32, 32, 3)
     assert (ytr == [c for c in range(10) for _ in range(2)]).all()
