@@ -515,6 +515,7 @@ def paired(cells: list, a: str, b: str) -> tuple:
 COMPARISONS = [
     ('SAM', 'SGD'),
     ('AUSAM-0.5', 'SAM'),
+    ('AUSAM-0.5', 'SGD'),
     ('AUSAM-0.5', 'SAM+Random-0.5'),
     ('AUSAM-0.5-EMA', 'AUSAM-0.5'),
 ]
