@@ -2,10 +2,7 @@
 
 import glob
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 
 from ausam_tasks.tools.plot_diagnostics import plot
+from tests.torchrun import run_two_ranks
 
 from .test_runner import StopAfterEpoch  # noqa: F401  registers the hook
 from .toy import runner_cfg
@@ -143,26 +141,7 @@ def test_two_process_ddp_computes_on_rank_0_and_keeps_ranks_identical(
     tmp_path,
 ):
     worker = Path(__file__).with_name('ddp_diagnostics_worker.py')
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--standalone',
-            '--nproc_per_node',
-            '2',
-            str(worker),
-            str(tmp_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0 = torch.load(tmp_path / 'rank0.pt')
-    r1 = torch.load(tmp_path / 'rank1.pt')
+    r0, r1 = run_two_ranks(worker, tmp_path)
     for k, v in r0['model'].items():
         assert torch.equal(v, r1['model'][k]), k
     assert torch.equal(r0['count'], r1['count'])

@@ -1,6 +1,5 @@
 """The wrappers inside a real mmengine Runner: resume and DDP."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,8 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
+
+from tests.torchrun import run_two_ranks
 
 from .toy import runner_cfg
 
@@ -115,26 +116,7 @@ def test_resume_from_an_explicit_checkpoint_path(tmp_path):
 
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     worker = Path(__file__).with_name('ddp_worker.py')
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--standalone',
-            '--nproc_per_node',
-            '2',
-            str(worker),
-            str(tmp_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0 = torch.load(tmp_path / 'rank0.pt')
-    r1 = torch.load(tmp_path / 'rank1.pt')
+    r0, r1 = run_two_ranks(worker, tmp_path)
     assert r0['world'] == 2
     for k, v in r0['model'].items():
         assert torch.equal(v, r1['model'][k]), k

@@ -1,36 +1,16 @@
 """Two gloo ranks under torchrun: every method ends each step with the
 same weights on both ranks, and RST's draws agree across ranks."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
+from tests.torchrun import run_two_ranks
+
 
 def test_two_process_ddp_keeps_ranks_identical_every_step(tmp_path):
     worker = Path(__file__).with_name('ddp_worker.py')
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--standalone',
-            '--nproc_per_node',
-            '2',
-            str(worker),
-            str(tmp_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r0 = torch.load(tmp_path / 'rank0.pt')
-    r1 = torch.load(tmp_path / 'rank1.pt')
+    r0, r1 = run_two_ranks(worker, tmp_path)
     assert r0['world'] == r1['world'] == 2
     for name in ('LookSAM', 'RST', 'LatePhaseSAM', 'KSAM'):
         a, b = r0[name], r1[name]

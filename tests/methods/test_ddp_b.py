@@ -2,13 +2,12 @@
 Runner: every step ends with identical weights on both ranks."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.torchrun import torchrun_two_ranks
 
 SGD = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4)
 METHODS = {
@@ -25,24 +24,7 @@ def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp('ddp_b')
     worker = Path(__file__).with_name('ddp_worker_b.py')
     methods = {k: dict(v, optimizer=SGD) for k, v in METHODS.items()}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--standalone',
-            '--nproc_per_node',
-            '2',
-            str(worker),
-            str(out),
-            json.dumps(methods),
-        ],
-        env=dict(os.environ, OMP_NUM_THREADS='1'),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun_two_ranks(worker, out, json.dumps(methods), timeout=600)
     return {
         m: tuple(
             torch.load(out / f'{m}_rank{r}.pt', weights_only=False)
