@@ -377,3 +377,11 @@ def _device_of(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device('cpu')
+
+
+def refuse_perturbation_keys(wrapper: str, kwargs: dict, why: str) -> None:
+    """A wrapper whose method does not perturb the weights (MESA, SAF)
+    refuses SAM's perturbation settings instead of ignoring them."""
+    for key in ('rho', 'adaptive', 'eta'):
+        if key in kwargs:
+            raise ValueError(f'{wrapper} has no {key!r}: {why}')

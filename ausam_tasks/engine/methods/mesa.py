@@ -3,7 +3,7 @@
 from mmengine.registry import OPTIM_WRAPPERS
 
 from ...methods.mesa import MESA
-from ..optim_wrapper import SAMOptimWrapper
+from ..optim_wrapper import SAMOptimWrapper, refuse_perturbation_keys
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -33,13 +33,12 @@ class MESAOptimWrapper(SAMOptimWrapper):
         start_epoch: float = 5,
         **kwargs,
     ):
-        for key in ('rho', 'adaptive', 'eta'):
-            if key in kwargs:
-                raise ValueError(
-                    f'MESAOptimWrapper has no {key!r}: MESA does not '
-                    'perturb the weights (its sharpness term is the KL to '
-                    'the EMA teacher)'
-                )
+        refuse_perturbation_keys(
+            'MESAOptimWrapper',
+            kwargs,
+            'MESA does not perturb the weights (its sharpness term is '
+            'the KL to the EMA teacher)',
+        )
         self._mesa_args = dict(
             decay=decay,
             kl_weight=kl_weight,

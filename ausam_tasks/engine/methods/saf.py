@@ -5,7 +5,7 @@ from typing import Optional
 from mmengine.registry import OPTIM_WRAPPERS
 
 from ...methods.saf import SAF
-from ..optim_wrapper import SAMOptimWrapper
+from ..optim_wrapper import SAMOptimWrapper, refuse_perturbation_keys
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -37,13 +37,12 @@ class SAFOptimWrapper(SAMOptimWrapper):
         start_epoch: int = 5,
         **kwargs,
     ):
-        for key in ('rho', 'adaptive', 'eta'):
-            if key in kwargs:
-                raise ValueError(
-                    f'SAFOptimWrapper has no {key!r}: SAF does not perturb '
-                    'the weights (its sharpness term is the KL to past '
-                    'outputs)'
-                )
+        refuse_perturbation_keys(
+            'SAFOptimWrapper',
+            kwargs,
+            'SAF does not perturb the weights (its sharpness term is '
+            'the KL to past outputs)',
+        )
         self._saf_args = dict(
             num_samples=num_samples,
             lag=lag,
