@@ -70,7 +70,26 @@ METHODS = {
     # EMA of the DLP scores instead of their mean (Eq. 6); momentum 0.1 is
     # the toolkit's default: the newest score weighs 10%.
     'AUSAM-0.5-EMA': {**AUSAM_05, 'score_average': 'ema', 'ema_momentum': 0.1},
+    # The cheap baselines, with the settings of their CIFAR configs in
+    # configs/classification/ (docs/methods.md says where each comes from).
+    # Late-phase SAM: SGD, then SAM for the last 20% (40 of 200 epochs).
+    'Late-SAM-0.8': dict(
+        type='LatePhaseSAMOptimWrapper', rho=0.05, start_epoch=RunFraction(0.8)
+    ),
+    'LookSAM-5': dict(type='LookSAMOptimWrapper', rho=0.05, k=5, alpha=0.7),
+    # RST's draws are seeded by the cell's seed (cell_config).
+    'RST-0.5': dict(
+        type='RSTOptimWrapper', rho=0.05, p_start=0.5, schedule='constant'
+    ),
+    # rho 3 is a step length along the momentum, not SAM's radius.
+    'MSAM': dict(type='MSAMOptimWrapper', rho=3.0),
+    'K-SAM-0.5': dict(type='KSAMOptimWrapper', rho=0.05, alpha=0.5),
+    # SAM at larger radii: the cpu-probe preset's search for a regime where
+    # SAM beats SGD (the cpu preset's rho 0.05 does not).
+    'SAM-rho0.1': dict(type='SAMOptimWrapper', rho=0.1),
+    'SAM-rho0.2': dict(type='SAMOptimWrapper', rho=0.2),
 }
+CHEAP_BASELINES = ['Late-SAM-0.8', 'LookSAM-5', 'RST-0.5', 'MSAM', 'K-SAM-0.5']
 
 PRESETS = {
     # ResNet-20 (width 16), 2,000 CIFAR-10 training JPEGs at 16x16, 5,000
@@ -82,7 +101,26 @@ PRESETS = {
         epochs=150,
         val_interval=10,
         seeds=[0, 1, 2, 3, 4],
-        methods=['SGD', 'SAM', 'AUSAM-0.5', 'SAM+Random-0.5', 'AUSAM-0.5-EMA'],
+        methods=[
+            'SGD',
+            'SAM',
+            'AUSAM-0.5',
+            'SAM+Random-0.5',
+            'AUSAM-0.5-EMA',
+            *CHEAP_BASELINES,
+        ],
+        threads=1,
+    ),
+    # The cpu regime with SAM at rho 0.1 and 0.2, three seeds: does a larger
+    # radius make SAM beat SGD there (the study's second condition)?
+    'cpu-probe': dict(
+        config='configs/study/resnet20-w16_sgd_1xb128-150e_cifar10-2k-16px.py',
+        train_per_class=200,
+        holdout_per_class=500,
+        epochs=150,
+        val_interval=10,
+        seeds=[0, 1, 2],
+        methods=['SGD', 'SAM-rho0.1', 'SAM-rho0.2'],
         threads=1,
     ),
     # The first CPU regime (100 epochs), kept for the record: SGD stayed
@@ -217,6 +255,18 @@ def cell_config(preset: dict, method: str, seed: int, data_root, work_dir):
     base = {k: v for k, v in cfg.optim_wrapper.items() if k != 'type'}
     cfg.optim_wrapper = ConfigDict({**base, **spec})
     cfg.randomness = dict(seed=seed, deterministic=False)
+    if preset.get('diagnostics'):
+        # Off in the timed cells: each diagnostic costs seconds of training.
+        cfg.custom_hooks = [
+            *cfg.get('custom_hooks', []),
+            dict(
+                type='SelectionDiagnosticsHook',
+                interval=preset['diagnostics'],
+                num_probe=min(256, 10 * (preset['train_per_class'] or 25)),
+                num_draws=8,
+                seed=0,
+            ),
+        ]
     cfg.work_dir = str(work_dir)
     cfg.launcher = 'none'
     cfg.resume = (Path(work_dir) / 'last_checkpoint').is_file()
@@ -343,6 +393,11 @@ def run_cell(
         machine=machine(),
         finished=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
     )
+    if preset.get('diagnostics'):
+        from ausam_tasks.tools.plot_diagnostics import load_scalars, plot
+
+        result['diagnostics'] = load_scalars(str(work_dir))
+        plot(str(work_dir), str(out / f'{cell_name(method, seed)}.png'))
     path = out / f'{cell_name(method, seed)}.json'
     tmp = path.with_suffix(f'.tmp{os.getpid()}')
     tmp.write_text(json.dumps(result, indent=1) + '\n')
@@ -412,6 +467,8 @@ def overrides(args) -> list:
         out += ['--limit-train', str(args.limit_train)]
     if args.limit_holdout is not None:
         out += ['--limit-holdout', str(args.limit_holdout)]
+    if args.diagnostics is not None:
+        out += ['--diagnostics', str(args.diagnostics)]
     return out
 
 
@@ -430,6 +487,10 @@ def resolve_preset(args) -> dict:
                 '--limit-holdout must be a multiple of 10 classes'
             )
         preset['holdout_per_class'] = args.limit_holdout // 10
+    if args.diagnostics is not None:
+        if args.diagnostics < 1:
+            raise SystemExit('--diagnostics takes an epoch interval >= 1')
+        preset['diagnostics'] = args.diagnostics
     if args.methods:
         preset['methods'] = args.methods
     if args.seeds:
@@ -720,13 +781,22 @@ def main(argv=None):
         '--devices', help='one cell per GPU, e.g. cuda:0,cuda:1 (sets jobs)'
     )
     p.add_argument('--device', help="'cpu' hides the GPUs from the cells")
+    p.add_argument(
+        '--diagnostics',
+        type=int,
+        metavar='EPOCHS',
+        help='add SelectionDiagnosticsHook every EPOCHS epochs; cells go to '
+        'benchmarks/results/study/<preset>-diagnostics (wall times are not '
+        "comparable with the preset's)",
+    )
     p.add_argument('--report', action='store_true')
     p.add_argument(
         '--cell', nargs=2, metavar=('METHOD', 'SEED'), help=argparse.SUPPRESS
     )
     args = p.parse_args(argv)
     preset = resolve_preset(args)
-    out = args.out or REPO / 'benchmarks' / 'results' / 'study' / args.preset
+    folder = args.preset + ('-diagnostics' if args.diagnostics else '')
+    out = args.out or REPO / 'benchmarks' / 'results' / 'study' / folder
     out.mkdir(parents=True, exist_ok=True)
     if args.cell:
         run_cell(args.preset, preset, args.cell[0], int(args.cell[1]), out)

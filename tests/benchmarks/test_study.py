@@ -66,6 +66,27 @@ def test_cell_config_composes_base_method_and_seed(tmp_path):
     assert cfg.train_dataloader.dataset.download is False
 
 
+def test_every_method_builds_its_wrapper(tmp_path):
+    """Each method's cell config names a registered wrapper whose settings
+    are accepted, with run fractions resolved and the cell's seed."""
+    from mmengine.optim import build_optim_wrapper
+    from torch import nn
+
+    preset = study.PRESETS['cpu']
+    assert set(study.CHEAP_BASELINES) <= set(preset['methods'])
+    for method in study.METHODS:
+        cfg = study.cell_config(preset, method, 4, tmp_path, tmp_path)
+        wrapper = build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
+        assert type(wrapper).__name__ == study.METHODS[method]['type']
+    late = study.cell_config(preset, 'Late-SAM-0.8', 0, tmp_path, tmp_path)
+    assert late.optim_wrapper.start_epoch == 120  # 80% of 150 epochs
+    rst = study.cell_config(preset, 'RST-0.5', 4, tmp_path, tmp_path)
+    assert rst.optim_wrapper.seed == 4
+    probe = study.PRESETS['cpu-probe']
+    assert probe['config'] == preset['config']
+    assert probe['epochs'] == preset['epochs']
+
+
 def test_unknown_method_fails_early():
     with pytest.raises(SystemExit, match='unknown method.*known: SGD'):
         study.main(['--preset', 'tiny', '--methods', 'SGDD'])
@@ -174,6 +195,23 @@ def test_tiny_study_end_to_end(tmp_path, capsys, cifar10_archive):
         assert float(seeds[method][3]) == pytest.approx(
             c['train_top1'], abs=0.005
         )
+
+
+def test_diagnostics_cell_records_the_hook_scalars(tmp_path, cifar10_archive):
+    out = tmp_path / 'cells'
+    study.main(
+        ['--preset', 'tiny', '--methods', 'AUSAM-0.5', '--diagnostics', '1']
+        + ['--out', str(out)]
+    )
+    c = json.loads((out / 'AUSAM-0.5_seed0.json').read_text())
+    assert [row['epoch'] for row in c['diagnostics']] == [1, 2]
+    for row in c['diagnostics']:
+        assert -1 <= row['diag/dlp_spearman'] <= 1
+        assert row['diag/grad_norm_mean'] > 0
+    assert 'SelectionDiagnosticsHook' in c['config']
+    assert (out / 'AUSAM-0.5_seed0.png').stat().st_size > 0
+    with pytest.raises(SystemExit, match='--diagnostics'):
+        study.main(['--preset', 'tiny', '--diagnostics', '0'])
 
 
 @pytest.mark.slow
