@@ -579,6 +579,9 @@ COMPARISONS = [
     ('AUSAM-0.5', 'SGD'),
     ('AUSAM-0.5', 'SAM+Random-0.5'),
     ('AUSAM-0.5-EMA', 'AUSAM-0.5'),
+    *(('AUSAM-0.5', b) for b in CHEAP_BASELINES),
+    ('SAM-rho0.1', 'SGD'),
+    ('SAM-rho0.2', 'SGD'),
 ]
 
 
@@ -587,13 +590,17 @@ def comparisons(cells: list) -> list:
     whether SGD fits its training set (>= 99% on every seed)."""
     lines = [
         '| comparison | seeds | mean difference (points) | SE | 95% CI | '
-        '\\|mean\\| > 2 SE |',
-        '| --- | ---: | ---: | ---: | --- | --- |',
+        '\\|mean\\| > 2 SE | wall time a / b |',
+        '| --- | ---: | ---: | ---: | --- | --- | ---: |',
     ]
+    train_s = {}
+    for c in cells:
+        train_s.setdefault(c['method'], []).append(c['train_s'])
     for a, b in COMPARISONS:
         mean, se, half, n = paired(cells, a, b)
         if not n:
             continue
+        ratio = statistics.mean(train_s[a]) / statistics.mean(train_s[b])
         ci = (
             'n/a'
             if math.isnan(half)
@@ -605,7 +612,8 @@ def comparisons(cells: list) -> list:
             else ('yes' if abs(mean) > 2 * se else 'no')
         )
         lines.append(
-            f'| {a} − {b} | {n} | {mean:+.2f} | {fmt(se)} | {ci} | {big} |'
+            f'| {a} − {b} | {n} | {mean:+.2f} | {fmt(se)} | {ci} | {big} '
+            f'| {ratio:.2f} |'
         )
     sgd = [c['train_top1'] for c in cells if c['method'] == 'SGD']
     if sgd:
@@ -644,8 +652,8 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
         f'- Machine: {first["machine"].get("gpu") or first["machine"]["cpu"]}'
         f' ({first["machine"]["cpus_visible"]} CPUs, cells pinned to '
         f'{first["machine"]["cpu_affinity"]}), torch {first["torch"]}, '
-        f'{first["machine"]["torch_threads"]} torch thread(s); commit '
-        f'{first["git_commit"][:12]}.',
+        f'{first["machine"]["torch_threads"]} torch thread(s); '
+        f'commits {commits(cells)}.',
         '- Held-out top-1 is the final evaluation; Δ SAM is the mean paired '
         'difference to SAM over the seeds both ran, ± the half-width of its '
         '95% t-interval (SE: its standard error). Wall time is training only '
@@ -696,6 +704,14 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
     (docs / f'{preset_name}.md').write_text(text)
     plot(cells, rows, docs / f'{preset_name}.png', preset_name)
     return text
+
+
+def commits(cells: list) -> str:
+    """The code commits the cells ran, with how many cells each."""
+    count = {}
+    for c in cells:
+        count[c['git_commit'][:12]] = count.get(c['git_commit'][:12], 0) + 1
+    return ', '.join(f'{k} ({v} cells)' for k, v in count.items())
 
 
 def rel(p: Path) -> str:
