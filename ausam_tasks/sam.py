@@ -97,7 +97,10 @@ def second_pass(model: Optional[nn.Module]) -> Iterator[None]:
 
 
 def rank_by_loss(
-    closure: Closure, step: int, check_finite: bool = True
+    closure: Closure,
+    step: int,
+    check_finite: bool = True,
+    monitor: Optional['FiniteCheck'] = None,
 ) -> torch.Tensor:
     """Every sample's loss at w from one forward without autograd (K-SAM's
     ranking pass: no graph is kept, so it costs a forward only). It runs in
@@ -105,7 +108,9 @@ def rank_by_loss(
     whole-batch forward of Ni et al. (2022) is."""
     with torch.no_grad():
         losses = closure(None)
-    return total_loss(losses, step, 'at w (ranking pass)', check_finite)
+    return total_loss(
+        losses, step, 'at w (ranking pass)', check_finite, monitor
+    )
 
 
 def frozen_stats_closure(closure: Closure, model: Optional[nn.Module]):
@@ -125,9 +130,11 @@ def total_loss(
     step: int,
     where: str,
     check_finite: bool = True,
+    monitor: Optional['FiniteCheck'] = None,
 ) -> torch.Tensor:
     """Sum the per-sample loss vectors; a non-finite loss is an error
-    (with fp16 loss scaling it is an overflow for the scaler instead)."""
+    (with fp16 loss scaling it is an overflow for the scaler instead),
+    raised here or, through a deferring ``monitor``, at its next check."""
     total = None
     for name, value in losses.items():
         if value.dim() != 1:
@@ -136,16 +143,102 @@ def total_loss(
                 'aware steps need one loss per sample (shape (B,), no '
                 'reduction)'
             )
-        if check_finite and not bool(torch.isfinite(value).all()):
-            raise FloatingPointError(
-                f"step {step}: loss '{name}' {where} is not finite "
-                f'({value.detach().float().mean().item()}); lower the '
-                'learning rate or rho, or check the data'
-            )
+        if check_finite and monitor is not None:
+            monitor.observe(name, value, step, where)
+        elif check_finite and not bool(torch.isfinite(value).all()):
+            mean = value.detach().float().mean().item()
+            raise FloatingPointError(_not_finite(step, name, where, mean))
         total = value if total is None else total + value
     if total is None:
         raise ValueError('the closure returned no losses')
     return total
+
+
+def _not_finite(step: int, name: str, where: str, mean: float) -> str:
+    return (
+        f"step {step}: loss '{name}' {where} is not finite ({mean}); lower "
+        'the learning rate or rho, or check the data'
+    )
+
+
+class FiniteCheck:
+    """When a non-finite loss is caught.
+
+    ``'every_step'``: each pass reads a flag on the host and raises at
+    once (free on a CPU, a stall of the launch queue on a GPU).
+    ``'deferred'``: the first non-finite loss (step, name, mean) is recorded
+    on the device and read every ``every`` steps (SharpnessAwareLoggerHook
+    sets it to the logger's interval and also checks at each epoch end and
+    before a checkpoint is saved); the error names the step and the range
+    of steps the check covered. The steps after the bad one ran on, so when
+    it fires the weights, optimizer state and scores are those after the
+    last step of the range (with NaN gradients usually NaN): resume from a
+    checkpoint saved before the named step. ``'auto'``: every step where the
+    loss is on the CPU, deferred elsewhere.
+    """
+
+    MODES = ('auto', 'every_step', 'deferred')
+
+    def __init__(self, mode: str = 'auto', every: int = 10):
+        if mode not in self.MODES:
+            raise ValueError(
+                f'finite_check must be one of {self.MODES}, got {mode!r}'
+            )
+        if int(every) != every or every < 1:
+            raise ValueError(f'finite check interval must be >= 1: {every}')
+        self.mode, self.every = mode, int(every)
+        self._labels: List[tuple] = []  # (name, where) by label number
+        self._record: Optional[torch.Tensor] = None  # (step, label, mean)
+        self._since = 0  # first step the next check covers
+
+    def _defers(self, value: torch.Tensor) -> bool:
+        return self.mode == 'deferred' or (
+            self.mode == 'auto' and value.device.type != 'cpu'
+        )
+
+    def observe(
+        self, name: str, value: torch.Tensor, step: int, where: str
+    ) -> None:
+        if not self._defers(value):
+            if not bool(torch.isfinite(value).all()):
+                mean = value.detach().float().mean().item()
+                raise FloatingPointError(_not_finite(step, name, where, mean))
+            return
+        if (name, where) not in self._labels:
+            self._labels.append((name, where))
+        label = self._labels.index((name, where))
+        value = value.detach()
+        full = dict(dtype=torch.float64, device=value.device)
+        if self._record is None or self._record.device != value.device:
+            self._record = torch.tensor([-1.0, -1.0, 0.0], **full)
+        mean = value.float().mean().double()
+        here = torch.stack(
+            [torch.full((), step, **full), torch.full((), label, **full), mean]
+        )
+        first = ~torch.isfinite(value).all() & (self._record[0] < 0)
+        self._record = torch.where(first, here, self._record)
+
+    def due(self, step: int) -> bool:
+        return self._record is not None and (step + 1) % self.every == 0
+
+    def check(self, upto: int) -> None:
+        """Read the record (one host sync) and raise if a loss of steps
+        up to ``upto`` was not finite."""
+        covered = (self._since, upto)
+        self._since = upto + 1
+        if self._record is None:
+            return
+        step, label, mean = self._record.tolist()
+        if step < 0:
+            return
+        name, where = self._labels[int(label)]
+        raise FloatingPointError(
+            _not_finite(int(step), name, where, mean)
+            + f' (deferred check of steps {covered[0]}-{covered[1]}: the '
+            f'steps after {int(step)} ran on, so the weights, optimizer '
+            f'state and scores are those after step {covered[1]}; resume '
+            f'from a checkpoint saved before step {int(step)})'
+        )
 
 
 @dataclass
@@ -184,6 +277,22 @@ class SAM:
         self.eta = eta
         self.num_steps = 0
         self._saved: Optional[tuple] = None
+        self.finite = FiniteCheck()
+
+    def check_finite(self) -> None:
+        """Raise now for a non-finite loss recorded by a deferred check."""
+        self.finite.check(self.num_steps - 1)
+
+    def _checked(self, step: int, result: 'StepResult') -> 'StepResult':
+        if self.finite.due(step):
+            self.finite.check(step)
+        return result
+
+    def _device(self) -> torch.device:
+        for group in self.optimizer.param_groups:
+            for p in group['params']:
+                return p.device
+        return torch.device('cpu')
 
     def _params_with_grad(self) -> List[torch.Tensor]:
         return [
@@ -233,7 +342,7 @@ class SAM:
         )
         # Under fp16 a non-finite loss is an overflow: its gradients are
         # non-finite too, and the checks below skip the step.
-        l1 = total_loss(losses1, step, 'at w', check_finite=scaler is None)
+        l1 = total_loss(losses1, step, 'at w', scaler is None, self.finite)
         backward(l1.mean(), scaler)
         if scaler is not None:
             # Unscale before the norm of Eq. 2; an overflow skips the step
@@ -256,7 +365,7 @@ class SAM:
         with second_pass(model):
             losses2 = closure(positions)
         l2 = total_loss(
-            losses2, step, 'at w + eps', check_finite=scaler is None
+            losses2, step, 'at w + eps', scaler is None, self.finite
         )
         backward(l2.mean(), scaler)
         self.restore()
@@ -264,7 +373,7 @@ class SAM:
         self.optimizer.zero_grad(set_to_none=True)
         l1, l2 = l1.detach(), l2.detach()
         dlp = (l2 - l1).abs()  # Eq. 5
-        return StepResult(
+        result = StepResult(
             losses={k: v.detach() for k, v in losses1.items()},
             loss_before=l1,
             loss_after=l2,
@@ -272,6 +381,7 @@ class SAM:
             dlp=dlp,
             skipped=scaler is not None and not bool(torch.isfinite(dlp).all()),
         )
+        return self._checked(step, result)
 
     def one_pass(
         self,
@@ -288,7 +398,7 @@ class SAM:
         step = self.num_steps
         self.num_steps += 1
         losses = closure(positions)
-        loss = total_loss(losses, step, 'at w', check_finite=scaler is None)
+        loss = total_loss(losses, step, 'at w', scaler is None, self.finite)
         backward(loss.mean(), scaler)
         overflow = False
         if scaler is not None:  # the scaler will skip this step: say so
@@ -299,13 +409,14 @@ class SAM:
             )
         update()
         self.optimizer.zero_grad(set_to_none=True)
-        return StepResult(
+        result = StepResult(
             losses={k: v.detach() for k, v in losses.items()},
             loss_before=loss.detach(),
             positions=positions,
             skipped=overflow,
             sam=False,
         )
+        return self._checked(step, result)
 
     def step(
         self,
@@ -374,12 +485,14 @@ class AUSAM(SAM):
         self.selector = selector
         self.seed = int(seed)
         self.table = ScoreTable(num_samples, score_average, ema_momentum)
+        self._gather_width: Optional[int] = None
 
-    def _generator(self) -> torch.Generator:
-        # A fresh stream per (seed, step, rank): resuming needs only the
-        # step counter, and data-parallel ranks draw independently.
+    def _generator(self, device='cpu') -> torch.Generator:
+        # A fresh stream per (seed, step, rank) on the training device:
+        # resuming needs only the step counter (on either device type, each
+        # with its own stream), and data-parallel ranks draw independently.
         rank = dist.get_rank() if _distributed() else 0
-        g = torch.Generator()
+        g = torch.Generator(device=device)
         g.manual_seed((self.seed * 1_000_003 + self.num_steps) * 4099 + rank)
         return g
 
@@ -389,22 +502,26 @@ class AUSAM(SAM):
         epoch: float,
         losses: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Positions of the batch to train on at this step."""
-        k = len(sample_idx)
+        """Positions of the batch to train on at this step, on the device
+        of ``sample_idx``. Host indices are range-checked and moved to the
+        score table's device; device indices count as checked."""
+        if torch.as_tensor(sample_idx).device.type == 'cpu':
+            sample_idx = self.table._check(sample_idx)
+        k, device = len(sample_idx), sample_idx.device
         if epoch < self.init_epochs or self.alpha >= 1.0:
-            return torch.arange(k)
+            return torch.arange(k, device=device)
         n = subset_size(k, self.alpha)
         if self.selector == 'uniform':
-            return select_uniform(k, n, self._generator())
+            return select_uniform(k, n, self._generator(device))
         if self.selector == 'topk_loss':
             return select_topk_loss(losses, n)
         s_max = s_max_at(epoch, self.s_min, self.s_max, self.warmup_epochs)
         return select_subset(
-            self.table.scores(sample_idx),
+            self.table.lookup(sample_idx),
             n,
             self.s_min,
             s_max,
-            self._generator(),
+            self._generator(device),
         )
 
     def step(
@@ -416,8 +533,10 @@ class AUSAM(SAM):
         scaler=None,
         update=None,
     ) -> StepResult:
-        sample_idx = torch.as_tensor(sample_idx, dtype=torch.int64).cpu()
-        self.table._check(sample_idx)  # fail before any work on a bad index
+        # The table lives on the training device; the indices are checked on
+        # the host (they come from there), before any work on a bad one.
+        self.table.to(self._device())
+        sample_idx = self.table._check(sample_idx)
         if (
             self.selector == 'topk_loss'
             and self.alpha < 1.0
@@ -425,16 +544,34 @@ class AUSAM(SAM):
         ):
             # K-SAM (the same path as methods.KSAM): rank by a no-grad
             # forward, then both passes on the top n with stats frozen.
-            ranked = rank_by_loss(closure, self.num_steps, scaler is None)
+            ranked = rank_by_loss(
+                closure, self.num_steps, scaler is None, self.finite
+            )
             pos = self.select(sample_idx, epoch, ranked)
             closure = frozen_stats_closure(closure, model)
         else:
             pos = self.select(sample_idx, epoch)
         result = self.two_passes(closure, pos, model, scaler, update)
         if not result.skipped:
-            idx, dlp = gather_scores(sample_idx[pos], result.dlp.cpu())
-            self.table.update(idx, dlp)  # Eq. 6
+            idx, dlp, weight = self._gather(
+                sample_idx[pos], result.dlp, len(sample_idx)
+            )
+            # Indices from other ranks were checked there; a growing table
+            # must still see them to grow alike on every rank.
+            checked = self.table.fixed_size or weight is None
+            self.table.update(idx, dlp, weight, checked=checked)  # Eq. 6
         return result
+
+    def _gather(self, idx, dlp, batch_size: int) -> tuple:
+        if not _distributed():
+            return idx, dlp, None
+        if self._gather_width is None:
+            # Once per run (a host read): the largest batch of any rank,
+            # which every later subset fits in.
+            k = torch.tensor([batch_size], device=idx.device)
+            dist.all_reduce(k, op=dist.ReduceOp.MAX)
+            self._gather_width = int(k.item())
+        return gather_scores(idx, dlp, self._gather_width)
 
     def state_dict(self) -> dict:
         return {
@@ -469,26 +606,28 @@ def _distributed() -> bool:
     )
 
 
-def gather_scores(idx: torch.Tensor, dlp: torch.Tensor) -> tuple:
-    """All ranks' (index, DLP) pairs, so every rank keeps the same table."""
+def gather_scores(idx: torch.Tensor, dlp: torch.Tensor, width: int) -> tuple:
+    """All ranks' (index, DLP) pairs, so every rank keeps the same table.
+
+    Every rank sends ``width`` columns (the same on all ranks), its pairs
+    first and then padding, and gets back ``(idx, dlp, weight)`` with
+    weight 0 on padding (index 0, DLP 0): the exchange stays on the device
+    the table lives on (the GPU under NCCL) and needs no host read."""
     if not _distributed():
-        return idx, dlp
-    device = (
-        torch.device('cuda', torch.cuda.current_device())
-        if dist.get_backend() == 'nccl'
-        else torch.device('cpu')
-    )
-    world = dist.get_world_size()
-    n = torch.tensor([idx.numel()], device=device)
-    sizes = [torch.zeros_like(n) for _ in range(world)]
-    dist.all_gather(sizes, n)
-    width = int(max(s.item() for s in sizes))
+        return idx, dlp, None
+    n = idx.numel()
+    if n > width:
+        raise RuntimeError(
+            f'rank {dist.get_rank()} scored {n} samples in one step, more '
+            f'than the {width} of the first step: every rank must start '
+            'with a full batch (the largest it will ever see)'
+        )
     # Indices are exact in float64 up to 2**53.
-    packed = torch.zeros(2, width, dtype=torch.float64, device=device)
-    packed[0, : idx.numel()] = idx.to(device, torch.float64)
-    packed[1, : idx.numel()] = dlp.to(device, torch.float64)
-    parts = [torch.empty_like(packed) for _ in range(world)]
+    packed = torch.zeros(3, width, dtype=torch.float64, device=idx.device)
+    packed[0, :n] = idx.double()
+    packed[1, :n] = dlp.detach().double()
+    packed[2, :n] = 1.0
+    parts = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, packed)
-    parts = [p[:, : int(s.item())].cpu() for p, s in zip(parts, sizes)]
     allp = torch.cat(parts, dim=1)
-    return allp[0].round().long(), allp[1]
+    return allp[0].round().long(), allp[1], allp[2].long()

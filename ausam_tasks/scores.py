@@ -5,6 +5,13 @@ from typing import Dict, Optional
 import torch
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host-to-GPU copy that does not block the host (pinned, async)."""
+    if device.type == 'cuda' and t.device.type == 'cpu':
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 class ScoreTable:
     """Dense table of ADLP scores indexed by dataset index.
 
@@ -47,34 +54,51 @@ class ScoreTable:
     def __len__(self) -> int:
         return self.value.numel()
 
+    @property
+    def device(self) -> torch.device:
+        return self.value.device
+
+    def to(self, device) -> 'ScoreTable':
+        """Keep the table on ``device`` (the training device: lookups and
+        updates then never leave it). A no-op when it is there."""
+        device = torch.device(device)
+        if self.value.device != device:
+            self.value = self.value.to(device)
+            self.count = self.count.to(device)
+        return self
+
     def _check(self, idx: torch.Tensor) -> torch.Tensor:
-        idx = torch.as_tensor(idx, dtype=torch.int64).flatten().cpu()
-        if idx.numel() == 0:
-            return idx
-        lo, hi = int(idx.min()), int(idx.max())
-        if lo < 0:
-            raise IndexError(
-                f'sample_idx {lo} is negative: sample_idx must '
-                'be the dataset index of each sample'
-            )
-        if hi >= len(self):
-            if self.fixed_size:
+        """Range-check indices on the host (growing the table if it is not
+        fixed) and return them on the table's device."""
+        idx = torch.as_tensor(idx, dtype=torch.int64).flatten()
+        host = idx.cpu()
+        if host.numel():
+            lo, hi = int(host.min()), int(host.max())
+            if lo < 0:
                 raise IndexError(
-                    f'sample_idx {hi} is outside the score table of '
-                    f'{len(self)} samples: set num_samples to the length of '
-                    'the training dataset (or leave it None to grow)'
+                    f'sample_idx {lo} is negative: sample_idx must '
+                    'be the dataset index of each sample'
                 )
-            self._grow(hi + 1)
-        return idx
+            if hi >= len(self):
+                if self.fixed_size:
+                    raise IndexError(
+                        f'sample_idx {hi} is outside the score table of '
+                        f'{len(self)} samples: set num_samples to the length '
+                        'of the training dataset (or leave it None to grow)'
+                    )
+                self._grow(hi + 1)
+        return to_device(idx, self.device)
 
     def _grow(self, size: int) -> None:
         # Next power of two: amortised O(1), and the size depends only on the
         # largest index seen, so data-parallel ranks stay identical.
-        size = 1 << (size - 1).bit_length()
-        value = torch.zeros(size, dtype=torch.float64)
-        count = torch.zeros(size, dtype=torch.int64)
-        value[: len(self)] = self.value
-        count[: len(self)] = self.count
+        self._resize(1 << (size - 1).bit_length())
+
+    def _resize(self, size: int) -> None:
+        value = self.value.new_zeros(size)
+        count = self.count.new_zeros(size)
+        n = min(size, len(self))
+        value[:n], count[:n] = self.value[:n], self.count[:n]
         self.value, self.count = value, count
 
     def fix_size(self, num_samples: int) -> None:
@@ -85,15 +109,16 @@ class ScoreTable:
                 f'the score table holds scores for indices >= {num_samples}: '
                 'it was built for a larger dataset'
             )
-        value = torch.zeros(num_samples, dtype=torch.float64)
-        count = torch.zeros(num_samples, dtype=torch.int64)
-        n = min(num_samples, len(self))
-        value[:n], count[:n] = self.value[:n], self.count[:n]
-        self.value, self.count, self.fixed_size = value, count, True
+        self._resize(num_samples)
+        self.fixed_size = True
 
     def scores(self, idx: torch.Tensor) -> torch.Tensor:
         """ADLP of each index (float64, CPU); NaN where never scored."""
-        idx = self._check(idx)
+        return self.lookup(self._check(idx)).cpu()
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        """``scores`` of range-checked indices on the table's device,
+        without a host round trip (the selection's path)."""
         count = self.count[idx]
         value = self.value[idx]
         if self.average == 'mean':
@@ -101,40 +126,57 @@ class ScoreTable:
         return torch.where(count > 0, value, torch.full_like(value, torch.nan))
 
     def counts(self, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Times each index was scored (a copy, int64); all when None."""
+        """Times each index was scored (a CPU copy, int64); all when None."""
         if idx is None:
-            return self.count.clone()
-        return self.count[self._check(idx)]
+            return self.count.to('cpu', copy=True)
+        return self.count[self._check(idx)].cpu()
 
-    def update(self, idx: torch.Tensor, dlp: torch.Tensor) -> None:
-        """Fold one DLP observation per index into the table (Eq. 6)."""
-        idx = self._check(idx)
-        dlp = torch.as_tensor(dlp).detach().flatten().to('cpu', torch.float64)
+    def update(
+        self,
+        idx: torch.Tensor,
+        dlp: torch.Tensor,
+        weight: Optional[torch.Tensor] = None,
+        checked: bool = False,
+    ) -> None:
+        """Fold one DLP observation per index into the table (Eq. 6).
+
+        ``weight`` (0 or 1 per entry) drops padding entries; ``checked``
+        skips the host range check for indices already checked (on the
+        device that check would stall the step)."""
+        if not checked:
+            idx = self._check(idx)
+        dlp = torch.as_tensor(dlp).detach().flatten()
+        dlp = dlp.to(self.device, torch.float64)
         if idx.numel() != dlp.numel():
             raise ValueError(f'{idx.numel()} indices but {dlp.numel()} scores')
+        if weight is None:
+            weight = torch.ones_like(idx)
         # The same index can appear twice in one update (e.g. a distributed
-        # sampler pads the last batch by repeating samples): fold duplicates.
-        uniq, inverse = torch.unique(idx, return_inverse=True)
-        n = torch.bincount(inverse, minlength=uniq.numel())
-        total = torch.zeros(uniq.numel(), dtype=torch.float64)
-        total.index_add_(0, inverse, dlp)
+        # sampler pads the last batch by repeating samples): fold duplicates
+        # through dense sums, in order of appearance, so the result does not
+        # depend on a host-side unique().
+        total = torch.zeros_like(self.value).index_add_(0, idx, dlp)
+        n = torch.zeros_like(self.count).index_add_(0, idx, weight)
         if self.average == 'mean':
-            self.value[uniq] += total
+            new = self.value[idx] + total[idx]
         else:
-            obs = total / n
-            old = self.value[uniq]
+            obs = total[idx] / n[idx]
+            old = self.value[idx]
             m = self.ema_momentum
-            self.value[uniq] = torch.where(
-                self.count[uniq] > 0, (1 - m) * old + m * obs, obs
+            new = torch.where(
+                self.count[idx] > 0, (1 - m) * old + m * obs, obs
             )
-        self.count[uniq] += n
+            new = torch.where(n[idx] > 0, new, old)  # padding only
+        # Duplicates write the same value, so the order does not matter.
+        self.value[idx] = new
+        self.count.index_add_(0, idx, weight)
 
     def stats(self) -> Dict[str, float]:
         """Summary of the scored entries, for logs."""
         seen = self.count > 0
         out = {'scored_frac': float(seen.float().mean()) if len(self) else 0.0}
         if seen.any():
-            s = self.scores(torch.nonzero(seen).flatten())
+            s = self.lookup(torch.nonzero(seen).flatten())
             out.update(
                 score_mean=float(s.mean()),
                 score_std=float(s.std()) if s.numel() > 1 else 0.0,
@@ -144,15 +186,17 @@ class ScoreTable:
         return out
 
     def state_dict(self) -> dict:
+        """CPU copies, so a checkpoint loads on any device."""
         return {
             'average': self.average,
             'ema_momentum': self.ema_momentum,
             'fixed_size': self.fixed_size,
-            'value': self.value.clone(),
-            'count': self.count.clone(),
+            'value': self.value.to('cpu', copy=True),
+            'count': self.count.to('cpu', copy=True),
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a table saved on any device onto this table's device."""
         if state['average'] != self.average:
             raise ValueError(
                 f'checkpoint scores were averaged with {state["average"]!r} '
@@ -164,5 +208,5 @@ class ScoreTable:
                 f'checkpoint score table has {value.numel()} entries but '
                 f'num_samples is {len(self)}: the training dataset changed'
             )
-        self.value = value.to(torch.float64).clone()
-        self.count = count.to(torch.int64).clone()
+        self.value = value.to(self.device, torch.float64, copy=True)
+        self.count = count.to(self.device, torch.int64, copy=True)

@@ -20,13 +20,12 @@ def s_max_at(
 
 def fill_unscored(scores: torch.Tensor) -> torch.Tensor:
     """Never-scored samples (NaN) take the batch's highest score, so they are
-    not starved. A batch with no scored sample becomes all-equal (uniform)."""
+    not starved. A batch with no scored sample becomes all-equal (uniform).
+    Branch-free, so a device tensor never waits on the host."""
     nan = torch.isnan(scores)
-    if not nan.any():
-        return scores
-    if nan.all():
-        return torch.ones_like(scores)
-    return torch.where(nan, scores[~nan].max(), scores)
+    top = torch.where(nan, -torch.inf, scores).max()
+    filled = torch.where(nan, top, scores)
+    return torch.where(nan.all(), torch.ones_like(scores), filled)
 
 
 def normalize_scores(
@@ -35,13 +34,13 @@ def normalize_scores(
     """Eq. 8: min-max normalise the batch's scores into [s_min, s_max].
 
     All-equal scores (max == min) map to s_max everywhere, i.e. a uniform
-    draw, never a division by zero.
+    draw (the 0/0 of that case is computed and then discarded, so the
+    choice needs no host read).
     """
     lo, hi = scores.min(), scores.max()
     span = hi - lo
-    if span <= 0:
-        return torch.full_like(scores, s_max)
-    return s_min + (scores - lo) / span * (s_max - s_min)
+    scaled = s_min + (scores - lo) / span * (s_max - s_min)
+    return torch.where(span > 0, scaled, torch.full_like(scores, s_max))
 
 
 def selection_probs(
@@ -65,19 +64,40 @@ def select_subset(
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     """Draw ``n`` batch positions without replacement, with probability
-    proportional to the normalised ADLP. Returns sorted positions."""
-    probs = selection_probs(scores.double().cpu(), s_min, s_max)
-    pos = torch.multinomial(probs, n, replacement=False, generator=generator)
-    return pos.sort().values
+    proportional to the normalised ADLP. Returns sorted positions, on the
+    device of ``scores`` (``generator`` must live there too)."""
+    probs = selection_probs(scores.double(), s_min, s_max)
+    return draw_without_replacement(probs, n, generator).sort().values
+
+
+def draw_without_replacement(
+    probs: torch.Tensor, n: int, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    """``n`` distinct positions, drawn one after another with probability
+    proportional to ``probs`` among those left: the top n of p_i / E_i with
+    E_i ~ Exp(1). This is the draw ``torch.multinomial`` makes without
+    replacement (bit-identical on the CPU for the same generator), minus its
+    host-side validity checks, which would stall a GPU every step."""
+    keys = probs / torch.empty_like(probs).exponential_(1, generator=generator)
+    return keys.topk(n).indices
 
 
 def select_uniform(
     batch_size: int, n: int, generator: Optional[torch.Generator] = None
 ) -> torch.Tensor:
-    """The "SAM + Random" baseline: n positions uniformly at random."""
-    return torch.randperm(batch_size, generator=generator)[:n].sort().values
+    """The "SAM + Random" baseline: n positions uniformly at random, on the
+    generator's device. The CPU keeps its permutation stream; on a GPU the
+    top n of uniform keys give the same distribution without a host sync."""
+    device = generator.device if generator is not None else 'cpu'
+    if torch.device(device).type == 'cpu':
+        pos = torch.randperm(batch_size, generator=generator)[:n]
+    else:
+        keys = torch.rand(batch_size, device=device, generator=generator)
+        pos = keys.topk(n).indices
+    return pos.sort().values
 
 
 def select_topk_loss(losses: torch.Tensor, n: int) -> torch.Tensor:
-    """K-SAM-style: the n positions with the highest loss."""
-    return torch.topk(losses.detach().float().cpu(), n).indices.sort().values
+    """K-SAM-style: the n positions with the highest loss (on the losses'
+    device)."""
+    return torch.topk(losses.detach().float(), n).indices.sort().values

@@ -52,10 +52,15 @@ def sample_indices(data_samples) -> torch.Tensor:
 
 
 def subset_batch(data: dict, pos: Optional[torch.Tensor], size: int) -> dict:
-    """The rows ``pos`` of every per-sample entry of a preprocessed batch."""
+    """The rows ``pos`` of every per-sample entry of a preprocessed batch.
+
+    Tensors are indexed where they live; a per-sample list needs ``pos`` on
+    the host, a stall on a GPU, which a model avoids by stacking such
+    entries once per batch (``sam_stack_batch``, see ``sam_train_step``).
+    """
     if pos is None:
         return data
-    out = {}
+    out, rows = {}, None
     for key, value in data.items():
         if (
             isinstance(value, torch.Tensor)
@@ -64,7 +69,8 @@ def subset_batch(data: dict, pos: Optional[torch.Tensor], size: int) -> dict:
         ):
             out[key] = value[pos.to(value.device)]
         elif isinstance(value, (list, tuple)) and len(value) == size:
-            out[key] = [value[i] for i in pos.tolist()]
+            rows = pos.tolist() if rows is None else rows
+            out[key] = [value[i] for i in rows]
         elif value is None:
             out[key] = None
         else:
@@ -121,7 +127,8 @@ def _no_outputs_mode(model: nn.Module, why: str) -> NotImplementedError:
 class LossClosure:
     """The losses of any subset of one preprocessed batch.
 
-    Each subset is cut once and reused (both SAM passes see the same rows).
+    Each subset is cut once and reused (both SAM passes get the same
+    positions tensor, the cache key, so the key needs no host read).
     ``extras`` collects the non-loss entries of the first forward (e.g.
     accuracy) for the wrapper's log.
     """
@@ -135,13 +142,16 @@ class LossClosure:
     def __call__(
         self, positions: Optional[torch.Tensor] = None, with_outputs=False
     ):
-        key = None if positions is None else tuple(positions.tolist())
-        if key not in self._subsets:
-            self._subsets[key] = subset_batch(self.data, positions, self.size)
+        key = None if positions is None else id(positions)
+        cached = self._subsets.get(key)
+        if cached is None or cached[0] is not positions:
+            # Keeping the tensor keeps its id from being reused.
+            batch = subset_batch(self.data, positions, self.size)
+            cached = self._subsets[key] = (positions, batch)
         n = self.size if positions is None else len(positions)
         mode = OUTPUTS_MODE if with_outputs else 'loss'
         with self.context():
-            out = self._forward(self._subsets[key], mode)
+            out = self._forward(cached[1], mode)
         if with_outputs:
             out = dict(out) if isinstance(out, dict) else out
             outputs = self._outputs(out, n)
@@ -185,7 +195,10 @@ def sam_train_step(model, data, optim_wrapper, forward_model=None):
     closure to a SAM-family optimizer wrapper.
 
     ``model`` is the BaseModel; ``forward_model`` the module the closure
-    calls (the DDP wrapper, so the gradients are all-reduced).
+    calls (the DDP wrapper, so the gradients are all-reduced). A model with
+    a ``sam_stack_batch(data) -> data`` method gets the batch once, after
+    the indices are read, to replace per-sample lists by device tensors
+    that the subsets can index without a host read of the positions.
     """
     with optim_wrapper.optim_context(model):
         data = model.data_preprocessor(data, True)
@@ -195,6 +208,9 @@ def sam_train_step(model, data, optim_wrapper, forward_model=None):
             f'inputs and data_samples, got {type(data)}'
         )
     idx = sample_indices(data.get('data_samples'))
+    stack = getattr(model, 'sam_stack_batch', None)
+    if callable(stack):
+        data = stack(data)
     net = forward_model if forward_model is not None else model
     closure = LossClosure(
         data, len(idx), net, lambda: optim_wrapper.optim_context(model)

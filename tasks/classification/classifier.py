@@ -91,11 +91,9 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
         if mode == 'tensor':
             return logits
         if mode in ('loss', 'loss_and_outputs'):
-            if not data_samples:
+            if data_samples is None or len(data_samples) == 0:
                 raise ValueError('loss mode needs data_samples with gt_label')
-            labels = torch.stack([s.gt_label for s in data_samples]).to(
-                logits.device
-            )
+            labels = stack_labels(data_samples).to(logits.device)
             loss = F.cross_entropy(
                 logits,
                 labels,
@@ -118,3 +116,19 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
             "mode must be 'loss', 'loss_and_outputs', 'predict' or 'tensor', "
             f'got {mode!r}'
         )
+
+    def sam_stack_batch(self, data: dict) -> dict:
+        """For the SAM-family step: the labels stacked once per batch (on
+        the batch's device), so that each subset indexes one tensor instead
+        of cutting the list of data samples on the host."""
+        samples = data.get('data_samples')
+        if not samples or isinstance(samples, torch.Tensor):
+            return data
+        return dict(data, data_samples=stack_labels(samples))
+
+
+def stack_labels(data_samples) -> torch.Tensor:
+    """Labels (B,) of a list of data samples; a stacked tensor as it is."""
+    if isinstance(data_samples, torch.Tensor):
+        return data_samples
+    return torch.stack([s.gt_label for s in data_samples])
