@@ -3,6 +3,7 @@ loading, and random streams that survive a resume."""
 
 import random
 import time
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -22,16 +23,42 @@ class SharpnessAwareLoggerHook(Hook):
     table (sized to the training dataset before training starts). Epochs
     are numbered from 1, as mmengine's checkpoints (``epoch_1.pth``).
 
+    It also keeps a GPU step free of host reads: the SAM-family wrapper
+    holds each step's log variables (loss, sam_frac, dlp_mean, ...) on the
+    device and this hook hands them to the message hub in one read at each
+    logger interval and epoch end, just before LoggerHook reads them (the
+    logged numbers are the same); the deferred finite-loss check runs there
+    too, and before every checkpoint is saved.
+
     Args:
         progress_seconds: when no log line appeared for this long during
             training (slow CPU runs, long logging intervals), log a one-line
             progress report; 0 disables it.
+        log_every_iter: None: hand the log variables over every iteration
+            where the step runs on the CPU (free there), at the log
+            interval where it runs on an accelerator; True: every iteration
+            (a host sync per step on a GPU); False: at the log interval
+            everywhere. Held values reach a by-iteration checkpoint's
+            message hub only if it falls on a log iteration.
     """
 
-    priority = 'BELOW_NORMAL'
+    # Before LoggerHook (BELOW_NORMAL), which reads what the flush hands
+    # over; after RuntimeInfoHook (VERY_HIGH).
+    priority = 'NORMAL'
 
-    def __init__(self, progress_seconds: float = 30.0):
+    def __init__(
+        self,
+        progress_seconds: float = 30.0,
+        log_every_iter: Optional[bool] = None,
+    ):
+        if log_every_iter not in (None, True, False):
+            raise ValueError(
+                'SharpnessAwareLoggerHook log_every_iter must be None, '
+                f'True or False, got {log_every_iter!r}'
+            )
         self.progress_seconds = progress_seconds
+        self.log_every_iter = log_every_iter
+        self._pending: List[int] = []  # batch sizes of held steps
 
     def before_train(self, runner) -> None:
         # The Runner knows the dataset size: fix the AUSAM score table to it,
@@ -43,6 +70,28 @@ class SharpnessAwareLoggerHook(Hook):
             (h for h in runner.hooks if isinstance(h, LoggerHook)), None
         )
         self._log_interval = logger.interval if logger else None
+        if isinstance(ow, SAMOptimWrapper):
+            if self.log_every_iter is not True:
+                ow.defer_log_vars(on_cpu_too=self.log_every_iter is False)
+            if self._log_interval:
+                ow.core.finite.every = self._log_interval
+
+    def _flush(self, runner) -> None:
+        """Hand the held log variables to the message hub (one host read),
+        then raise for a non-finite loss the deferred check recorded."""
+        ow = runner.optim_wrapper
+        if not isinstance(ow, SAMOptimWrapper):
+            return
+        if ow.deferring_log_vars:
+            rows = ow.flush_log_vars()
+            for row, k in zip(rows, self._pending):
+                for key, value in row.items():
+                    runner.message_hub.update_scalar(f'train/{key}', value)
+                if 'sam_frac' in row:
+                    self._seen += k
+                    self._trained += row['sam_frac'] * k
+            self._pending = []
+        ow.core.check_finite()
 
     def before_train_epoch(self, runner) -> None:
         self._start = self._last_line = time.perf_counter()
@@ -51,16 +100,22 @@ class SharpnessAwareLoggerHook(Hook):
     def after_train_iter(
         self, runner, batch_idx, data_batch=None, outputs=None
     ) -> None:
-        if outputs and 'sam_frac' in outputs and data_batch is not None:
-            k = len(data_batch['data_samples'])
+        k = len(data_batch['data_samples']) if data_batch is not None else 0
+        if outputs and 'sam_frac' in outputs:
             self._seen += k
             self._trained += float(outputs['sam_frac']) * k
+        elif outputs is not None and not outputs:  # held by the wrapper
+            self._pending.append(k)
         now = time.perf_counter()
         done, total = batch_idx + 1, len(runner.train_dataloader)
-        if done == total or (
-            self._log_interval and done % self._log_interval == 0
+        interval = self._log_interval
+        if (
+            done == total
+            or (interval and done % interval == 0)
+            or (interval and (runner.iter + 1) % interval == 0)
         ):
-            self._last_line = now  # LoggerHook logs here (and epoch ends)
+            self._flush(runner)  # LoggerHook logs here (and epoch ends)
+            self._last_line = now
         elif (
             self.progress_seconds
             and now - self._last_line >= self.progress_seconds
@@ -73,7 +128,16 @@ class SharpnessAwareLoggerHook(Hook):
                 f'{rate * (total - done) / 60:.1f} min'
             )
 
+    def after_train(self, runner) -> None:
+        self._flush(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint) -> None:
+        # Never write a checkpoint after a non-finite loss went unnoticed.
+        if isinstance(runner.optim_wrapper, SAMOptimWrapper):
+            runner.optim_wrapper.core.check_finite()
+
     def after_train_epoch(self, runner) -> None:
+        self._flush(runner)
         seconds = time.perf_counter() - self._start
         ow = runner.optim_wrapper
         epoch = runner.epoch + 1  # mmengine counts up after this hook

@@ -11,7 +11,7 @@ import contextlib
 import difflib
 import inspect
 import warnings
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.logging import MessageHub
@@ -19,7 +19,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
-from ..sam import AUSAM, SAM, StepResult
+from ..sam import AUSAM, SAM, FiniteCheck, StepResult
 from ..selection import subset_size
 from .protocol import PROTOCOL
 
@@ -35,6 +35,12 @@ class SAMOptimWrapper(OptimWrapper):
         eta: ASAM's offset in T = |w| + eta.
         dtype: None (fp32), 'float16' or 'bfloat16' autocast.
         loss_scale: fp16 only: 'dynamic', a fixed float, or GradScaler kwargs.
+        finite_check: when a non-finite loss is an error: 'every_step'
+            (raise at once; a host read per pass), 'deferred' (recorded on
+            the device, raised at the next check: every logger interval
+            under SharpnessAwareLoggerHook, else every 10 steps) or 'auto'
+            (every step on a CPU, deferred on a GPU). See
+            ``ausam_tasks.sam.FiniteCheck``.
         **kwargs: OptimWrapper's, e.g. ``clip_grad``.
     """
 
@@ -46,6 +52,7 @@ class SAMOptimWrapper(OptimWrapper):
         eta: float = 0.01,
         dtype: Optional[str] = None,
         loss_scale='dynamic',
+        finite_check: str = 'auto',
         **kwargs,
     ):
         _check_keys(type(self), kwargs)
@@ -67,6 +74,9 @@ class SAMOptimWrapper(OptimWrapper):
         self.loss_scaler = None  # made on first use, on the model's device
         self._scaler_state = None
         self.core = self._build_core(rho=rho, adaptive=adaptive, eta=eta)
+        self.core.finite = FiniteCheck(finite_check)
+        self._held_logs: Optional[List[dict]] = None  # see defer_log_vars
+        self._hold_on_cpu = False
         self._warned_no_epoch = False
         self._warned_cpu_fp16 = False
 
@@ -154,7 +164,54 @@ class SAMOptimWrapper(OptimWrapper):
         result = self._run(closure, sample_idx, model)
         self._inner_count += 1
         extras = getattr(closure, 'extras', {})
-        return self._log_vars(result, extras, len(sample_idx))
+        log_vars = self._log_vars(result, extras, len(sample_idx))
+        if self._held_logs is None or not (
+            self._hold_on_cpu or _on_accelerator(log_vars)
+        ):
+            return log_vars
+        self._held_logs.append(log_vars)
+        return {}
+
+    # --- log variables without a host read per step -----------------------
+    def defer_log_vars(self, on_cpu_too: bool = False) -> None:
+        """Hold each step's log variables instead of returning them, for
+        ``flush_log_vars``: mmengine's message hub reads every returned
+        tensor on the host at once, which on a GPU stalls each step. Only
+        steps whose log variables live on an accelerator are held, unless
+        ``on_cpu_too``. SharpnessAwareLoggerHook calls this and flushes."""
+        self._held_logs = [] if self._held_logs is None else self._held_logs
+        self._hold_on_cpu = on_cpu_too
+
+    @property
+    def deferring_log_vars(self) -> bool:
+        return self._held_logs is not None
+
+    def flush_log_vars(self) -> List[Dict[str, float]]:
+        """The held log variables, one dict of Python numbers per step in
+        order, read from the device in one go; the hold is emptied."""
+        rows, self._held_logs = self._held_logs or [], []
+        device = [
+            v
+            for row in rows
+            for v in row.values()
+            if isinstance(v, torch.Tensor) and v.device.type != 'cpu'
+        ]
+        # float64 holds every float32/bfloat16 value exactly: the numbers
+        # are those .item() gives.
+        read = iter(
+            torch.stack([v.detach().double() for v in device]).tolist()
+            if device
+            else []
+        )
+        return [
+            {
+                k: next(read)
+                if isinstance(v, torch.Tensor) and v.device.type != 'cpu'
+                else (v.item() if isinstance(v, torch.Tensor) else v)
+                for k, v in row.items()
+            }
+            for row in rows
+        ]
 
     def _run(self, closure, idx, model) -> StepResult:
         return self.core.step(
@@ -371,6 +428,13 @@ def _check_keys(cls, kwargs: dict) -> None:
             'valid keys of optim_wrapper: optimizer, '
             + ', '.join(sorted(valid))
         )
+
+
+def _on_accelerator(log_vars: dict) -> bool:
+    return any(
+        isinstance(v, torch.Tensor) and v.device.type != 'cpu'
+        for v in log_vars.values()
+    )
 
 
 def _device_of(model: nn.Module) -> torch.device:
