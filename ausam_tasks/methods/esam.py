@@ -109,7 +109,7 @@ class ESAM(SAM):
         self.num_steps += 1
         finite = scaler is None  # fp16: non-finite means overflow
         losses1 = closure(None)
-        l1 = _total(losses1, step, 'at w', check_finite=finite)
+        l1 = _total(losses1, step, 'at w', finite, self.finite)
         backward(l1.mean(), scaler)
         l1 = l1.detach()
         first = {k: v.detach() for k, v in losses1.items()}
@@ -130,27 +130,36 @@ class ESAM(SAM):
                 if n < k:
                     with torch.no_grad():
                         l2_all = _total(
-                            closure(None), step, 'at w + eps', finite
+                            closure(None),
+                            step,
+                            'at w + eps',
+                            finite,
+                            self.finite,
                         )
                     rise = l2_all.float() - l1.float()
-                    pos = torch.topk(rise, n).indices.sort().values.cpu()
-                    l2 = _total(closure(pos), step, 'at w + eps', finite)
+                    pos = torch.topk(rise, n).indices.sort().values
+                    l2 = _total(
+                        closure(pos), step, 'at w + eps', finite, self.finite
+                    )
                 else:
                     pos = None
-                    l2 = _total(closure(None), step, 'at w + eps', finite)
+                    l2 = _total(
+                        closure(None), step, 'at w + eps', finite, self.finite
+                    )
                     l2_all = l2.detach()
                 backward(l2.mean(), scaler)
         finally:
             self.restore()
         update()
         self.optimizer.zero_grad(set_to_none=True)
-        return StepResult(
+        result = StepResult(
             losses=first,
             loss_before=l1,
             loss_after=l2_all,
             positions=pos,
             skipped=not bool(torch.isfinite(l2.detach()).all()),
         )
+        return self._checked(step, result)
 
     def state_dict(self) -> dict:
         return {'num_steps': self.num_steps, 'seed': self.seed}

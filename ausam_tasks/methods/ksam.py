@@ -57,7 +57,9 @@ class KSAM(SAM):
     ) -> StepResult:
         if self.alpha >= 1.0:  # every sample: plain SAM, nothing to rank
             return self.two_passes(closure, None, model, scaler, update)
-        ranked = rank_by_loss(closure, self.num_steps, scaler is None)
+        ranked = rank_by_loss(
+            closure, self.num_steps, scaler is None, self.finite
+        )
         pos = self.select(ranked)
         return self.two_passes(
             frozen_stats_closure(closure, model), pos, model, scaler, update

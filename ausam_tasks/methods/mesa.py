@@ -161,7 +161,7 @@ class MESA(SAM):
             losses = dict(losses, loss_kl=self.kl_weight * kl)
         else:
             losses = closure(None)
-        loss = total_loss(losses, step, 'at w', check_finite=scaler is None)
+        loss = total_loss(losses, step, 'at w', scaler is None, self.finite)
         backward(loss.mean(), scaler)
         update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -169,11 +169,12 @@ class MESA(SAM):
         skipped = not bool(torch.isfinite(loss).all())
         if not skipped:  # fp16 overflow: no update, so no EMA step either
             self.update_teacher(model)
-        return StepResult(
+        result = StepResult(
             losses={k: v.detach() for k, v in losses.items()},
             loss_before=loss,
             skipped=skipped,
         )
+        return self._checked(step, result)
 
     def state_dict(self) -> dict:
         return {'num_steps': self.num_steps, 'teacher': self.teacher}

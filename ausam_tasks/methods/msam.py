@@ -120,17 +120,18 @@ class MSAM(SAM):
         with self.perturbed():
             losses = closure(None)
             loss = total_loss(
-                losses, step, 'at w - rho v/|v|', check_finite=scaler is None
+                losses, step, 'at w - rho v/|v|', scaler is None, self.finite
             )
             backward(loss.mean(), scaler)
         update()  # the gradient at w~, applied at w
         self.optimizer.zero_grad(set_to_none=True)
         loss = loss.detach()
-        return StepResult(
+        result = StepResult(
             losses={k: v.detach() for k, v in losses.items()},
             loss_before=loss,  # the one loss there is, at w~
             skipped=not bool(torch.isfinite(loss).all()),
         )
+        return self._checked(step, result)
 
 
 class _Perturbed:

@@ -137,7 +137,7 @@ class SAF(SAM):
             )
             kl = kl * valid.to(kl.device, kl.dtype)
             losses = dict(losses, loss_kl=self.kl_weight * kl)
-        loss = total_loss(losses, step, 'at w', check_finite=scaler is None)
+        loss = total_loss(losses, step, 'at w', scaler is None, self.finite)
         backward(loss.mean(), scaler)
         update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -145,11 +145,12 @@ class SAF(SAM):
         skipped = not bool(torch.isfinite(loss).all())
         if not skipped:
             self.record(idx, outputs, epoch)
-        return StepResult(
+        result = StepResult(
             losses={k: v.detach() for k, v in losses.items()},
             loss_before=loss,
             skipped=skipped,
         )
+        return self._checked(step, result)
 
     def state_dict(self) -> dict:
         return {
