@@ -298,7 +298,8 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
 
     Args:
         alpha: fraction of the batch trained on (n = round(alpha K)).
-        rho, adaptive, eta, dtype, loss_scale: as in SAMOptimWrapper.
+        rho, adaptive, eta, dtype, loss_scale, finite_check: as in
+            SAMOptimWrapper.
         s_min, s_max: bounds of the min-max normalisation (Eq. 8).
         warmup_epochs: s_max ramps from s_min to s_max over this many epochs.
         warmup_by: 'epoch' (ramp per epoch, as the authors) or 'iter'.
