@@ -189,7 +189,7 @@ class FiniteCheck:
         self.mode, self.every = mode, int(every)
         self._labels: List[tuple] = []  # (name, where) by label number
         self._record: Optional[torch.Tensor] = None  # (step, label, mean)
-        self._since = 0  # first step the next check covers
+        self._since: Optional[int] = None  # first step the check covers
 
     def _defers(self, value: torch.Tensor) -> bool:
         return self.mode == 'deferred' or (
@@ -204,6 +204,8 @@ class FiniteCheck:
                 mean = value.detach().float().mean().item()
                 raise FloatingPointError(_not_finite(step, name, where, mean))
             return
+        if self._since is None:  # a resumed run starts at its own step
+            self._since = step
         if (name, where) not in self._labels:
             self._labels.append((name, where))
         label = self._labels.index((name, where))
@@ -224,7 +226,7 @@ class FiniteCheck:
     def check(self, upto: int) -> None:
         """Read the record (one host sync) and raise if a loss of steps
         up to ``upto`` was not finite."""
-        covered = (self._since, upto)
+        covered = (upto if self._since is None else self._since, upto)
         self._since = upto + 1
         if self._record is None:
             return

@@ -226,3 +226,19 @@ def test_closure_cuts_each_positions_tensor_once():
     same_rows = pos.clone()  # another tensor: cut again, same rows
     assert torch.equal(closure(same_rows)['loss_cls'], a)
     assert len(closure._subsets) == 2
+
+
+def test_a_resumed_run_names_its_own_steps():
+    from ausam_tasks.sam import FiniteCheck
+
+    check = FiniteCheck('deferred', every=10)
+    check.observe('loss_cls', torch.tensor([1.0, 2.0]), 400, 'at w')
+    assert not check.due(400) and check.due(409)
+    check.observe('loss_cls', torch.tensor([1.0, float('inf')]), 403, 'at w')
+    check.observe('loss_cls', torch.tensor([float('nan')]), 405, 'at w + eps')
+    with pytest.raises(FloatingPointError) as err:
+        check.check(409)
+    assert str(err.value).startswith(
+        "step 403: loss 'loss_cls' at w is not finite (inf)"
+    )
+    assert 'deferred check of steps 400-409' in str(err.value)
