@@ -6,6 +6,7 @@ from .classifier import ImageClassifier
 from .data_preprocessor import ClsDataPreprocessor
 from .data_sample import ClsDataSample
 from .datasets import CIFAR10, CIFAR100, ImageFolder, TinyImageNet
+from .device_data import DeviceCIFAR10, DeviceCIFAR100
 from .metrics import Accuracy
 from .transforms import AlbuClsAugment, LoadClsImage, PackClsInputs
 
@@ -15,6 +16,8 @@ __all__ = [
     'ClsDataSample',
     'CIFAR10',
     'CIFAR100',
+    'DeviceCIFAR10',
+    'DeviceCIFAR100',
     'ImageFolder',
     'TinyImageNet',
     'Accuracy',

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor
 
 from . import augment
+from .device_data import BatchSamples
 from .registry import MODELS
 
 
@@ -77,7 +78,17 @@ class ClsDataPreprocessor(BaseDataPreprocessor):
         self.resize_to = resize_to
 
     def forward(self, data: dict, training: bool = False) -> dict:
-        data = self.cast_data(data)
+        samples = data.get('data_samples')
+        if isinstance(samples, BatchSamples):
+            # A device batch: cast_data would rebuild the list without its
+            # label tensor.
+            data = self.cast_data(
+                {k: v for k, v in data.items() if k != 'data_samples'}
+            )
+            samples.gt_labels = samples.gt_labels.to(self.device)
+            data['data_samples'] = samples
+        else:
+            data = self.cast_data(data)
         inputs = data['inputs']
         if isinstance(inputs, (list, tuple)):
             inputs = torch.stack(list(inputs))
