@@ -12,14 +12,20 @@ from torch import nn
 from ausam_tasks.engine import SAMTrainStepMixin
 
 from .data_sample import ClsDataSample
+from .device_data import SampleRow
 from .registry import MODELS
 
-COMPILE_KEYS = ('mode', 'backend', 'dynamic', 'fullgraph', 'options')
+TORCH_COMPILE_KEYS = ('mode', 'backend', 'dynamic', 'fullgraph', 'options')
+# This project's keys: ``mark_steps`` (None: on with CUDA graphs) and
+# ``recompile_limit`` (raises dynamo's limit, never lowers it).
+COMPILE_KEYS = TORCH_COMPILE_KEYS + ('mark_steps', 'recompile_limit')
+CUDAGRAPH_MODES = ('reduce-overhead', 'max-autotune')
 
 
 def check_compile(compile: Optional[dict]) -> Optional[dict]:
-    """The ``torch.compile`` arguments of ``ImageClassifier(compile=...)``,
-    checked when the model is built."""
+    """The settings of ``ImageClassifier(compile=...)``, checked when the
+    model is built: the ``torch.compile`` arguments plus ``mark_steps`` and
+    ``recompile_limit`` (see the class docstring)."""
     if compile is None or compile is False:
         return None
     if compile is True:
@@ -36,7 +42,44 @@ def check_compile(compile: Optional[dict]) -> Optional[dict]:
             f'torch.compile arguments among {COMPILE_KEYS}, e.g. '
             "compile=dict(mode='max-autotune-no-cudagraphs')"
         )
+    limit = compile.get('recompile_limit')
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(
+            'ImageClassifier compile recompile_limit must be a positive '
+            f'int (graphs per network forward), got {limit!r}'
+        )
     return dict(compile)
+
+
+def uses_cudagraphs(compile_kwargs: dict) -> bool:
+    """Whether these ``torch.compile`` settings capture CUDA graphs."""
+    options = compile_kwargs.get('options') or {}
+    return compile_kwargs.get('mode') in CUDAGRAPH_MODES or bool(
+        options.get('triton.cudagraphs')
+    )
+
+
+def raise_recompile_limit(limit: int) -> None:
+    """Let dynamo keep ``limit`` graphs per frame (process-wide; the
+    setting was ``cache_size_limit`` before torch 2.6)."""
+    cfg = torch._dynamo.config
+    name = (
+        'recompile_limit'
+        if hasattr(cfg, 'recompile_limit')
+        else ('cache_size_limit')
+    )
+    setattr(cfg, name, max(getattr(cfg, name), limit))
+
+
+def stack_labels(data_samples) -> torch.Tensor:
+    """(B,) labels of the data samples; a device batch carries them as one
+    tensor already, a subset of it as ints."""
+    labels = getattr(data_samples, 'gt_labels', None)
+    if labels is not None:
+        return labels
+    if isinstance(data_samples[0], SampleRow):
+        return torch.tensor([s.label for s in data_samples])
+    return torch.stack([s.gt_label for s in data_samples])
 
 
 @MODELS.register_module()
@@ -53,7 +96,12 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
     ``compile=dict(mode=..., backend=..., dynamic=..., fullgraph=...,
     options=...)`` compiles the network's forward with ``torch.compile``
     (in place, so state-dict keys stay the same); the training step itself
-    stays eager. See docs/gpu.md for the recompilations to expect.
+    stays eager. With CUDA graphs (``mode='reduce-overhead'``) every forward
+    starts a new cudagraph step (``mark_steps``, default on with CUDA
+    graphs), so each SAM pass may reuse the graph memory of the last one,
+    and the logits are copied out of it. ``recompile_limit`` raises dynamo's
+    limit for the graphs a run needs. See docs/gpu.md for the
+    recompilations to expect.
     """
 
     def __init__(
@@ -76,7 +124,15 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
                 f'label_smoothing must be in [0, 1), got {label_smoothing}'
             )
         self.label_smoothing = label_smoothing
+        self.mark_steps = False
         if compile_kwargs is not None:
+            mark = compile_kwargs.pop('mark_steps', None)
+            self.mark_steps = (
+                uses_cudagraphs(compile_kwargs) if mark is None else bool(mark)
+            )
+            limit = compile_kwargs.pop('recompile_limit', None)
+            if limit is not None:
+                raise_recompile_limit(limit)
             # Only the network: the SAM-family step around it has
             # data-dependent control flow (selection, overflow skips).
             self.net.compile(**compile_kwargs)
@@ -87,7 +143,17 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
         data_samples: Optional[List[ClsDataSample]] = None,
         mode: str = 'tensor',
     ):
+        if self.mark_steps:
+            # A SAM step runs two forwards (and backwards) before the
+            # update; by the next forward nothing of the last one's graph
+            # memory is used any more (gradients were cleared, the losses
+            # are computed outside the graph), so each forward is a step.
+            torch.compiler.cudagraph_mark_step_begin()
         logits = self.net(inputs)
+        if self.mark_steps and mode != 'loss':
+            # The next forward overwrites CUDA-graph outputs; logits that
+            # are handed out (outputs, predictions) must outlive it.
+            logits = logits.clone()
         if mode == 'tensor':
             return logits
         if mode in ('loss', 'loss_and_outputs'):
