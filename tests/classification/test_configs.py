@@ -50,10 +50,16 @@ def shrink(cfg, roots, batch_size=4, resize_to=8):
             batch_size=batch_size, num_workers=0, persistent_workers=False
         )
         ds = dl.dataset
-        ds.data_root = str(roots[ds.type])
-        if ds.type.startswith('CIFAR'):
+        ds.data_root = str(roots[ds.type.replace('Device', '')])
+        if 'CIFAR' in ds.type:
             ds.download = False
     cfg.model.data_preprocessor.resize_to = resize_to
+    if cfg.model.get('compile'):
+        # Inductor on CPU takes minutes: capture the graphs only, and mark
+        # the CUDA-graph steps as on the device.
+        cfg.model.compile = dict(
+            backend='aot_eager', dynamic=False, mark_steps=True
+        )
     return cfg
 
 
