@@ -1,0 +1,227 @@
+"""The paper's ResNet-18 / CIFAR-10 / AUSAM-0.5 run on the fast path, timed.
+
+The config ``resnet18_ausam-a0.5_1xb128-fast_cifar10.py`` of
+configs/classification (200 epochs, batch 128, Cutout; bf16, CUDA graphs,
+data on the device, validation every 10 epochs) trained by mmengine's
+Runner on CIFAR pickle batches made once from the JPEG archive
+(benchmarks/study.py's ``prepare_data``: 45,000 training images, 500 per
+class held out in place of the official test set, which the shared data
+lacks). Writes one JSON:
+the time to make the pickles, every epoch's time, the held-out accuracy at
+each validation, the total wall time.
+
+    AUSAM_DATA_ROOT=.data python benchmarks/fastpath.py     # on a GPU
+    python benchmarks/fastpath.py --smoke                   # CPU, ~1 min
+
+``--smoke``: two epochs of ResNet-8 (width 4) on 200 training and 100
+held-out JPEGs, batch 32, on the CPU, the network compiled with
+``aot_eager`` (graph capture only; CUDA-graph steps marked as on the
+device), bf16 autocast kept.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from common import REPO
+
+CONFIG = (
+    REPO / 'configs/classification/resnet18_ausam-a0.5_1xb128-fast_cifar10.py'
+)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]),
+    )
+    p.add_argument('--smoke', action='store_true')
+    p.add_argument('--device', help="'cpu' hides the GPUs (smoke: cpu)")
+    p.add_argument('--epochs', type=int, help='default 200 (smoke: 2)')
+    p.add_argument(
+        '--train-per-class',
+        type=int,
+        help='training JPEGs per class (default all; smoke: 20)',
+    )
+    p.add_argument(
+        '--holdout-per-class',
+        type=int,
+        help='held-out JPEGs per class (default 500; smoke: 10)',
+    )
+    p.add_argument(
+        '--data-root',
+        type=Path,
+        help='existing CIFAR pickle batches (skips making them)',
+    )
+    p.add_argument('--batch-size', type=int, help='default 128 (smoke: 32)')
+    p.add_argument(
+        '--small',
+        action='store_true',
+        help='ResNet-8 width 4 instead of ResNet-18 (smoke)',
+    )
+    p.add_argument(
+        '--compile-backend',
+        help="e.g. 'aot_eager' (smoke); default: the config's inductor",
+    )
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument(
+        '--work-dir', type=Path, default=REPO / 'work_dirs' / 'fastpath'
+    )
+    p.add_argument(
+        '--out', type=Path, help='JSON (default WORK_DIR/fastpath.json)'
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        defaults = dict(
+            device='cpu',
+            epochs=2,
+            train_per_class=20,
+            holdout_per_class=10,
+            batch_size=32,
+            small=True,
+            compile_backend='aot_eager',
+        )
+        for key, value in defaults.items():
+            if getattr(args, key) in (None, False):
+                setattr(args, key, value)
+    args.epochs = args.epochs or 200
+    if args.holdout_per_class is None:
+        args.holdout_per_class = 500
+    args.out = args.out or args.work_dir / 'fastpath.json'
+    return args
+
+
+def build_cfg(args, data_root: Path):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(CONFIG))
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.update(data_root=str(data_root), download=False)
+    if args.batch_size:
+        cfg.train_dataloader.batch_size = args.batch_size
+    if args.small:
+        cfg.model.net = dict(type='cifar_resnet', depth=8, width=4)
+    if args.compile_backend:
+        # Another backend takes no CUDA-graph mode; keep the step marking
+        # so the smoke run goes through the device's code path.
+        cfg.model.compile = dict(
+            backend=args.compile_backend,
+            dynamic=False,
+            recompile_limit=16,
+            mark_steps=True,
+        )
+    if args.epochs != cfg.train_cfg.max_epochs:
+        cfg.train_cfg.max_epochs = args.epochs
+        cfg.param_scheduler[0].update(T_max=args.epochs, end=args.epochs)
+    cfg.work_dir = str(args.work_dir)
+    cfg.randomness = dict(seed=args.seed)
+    cfg.default_hooks.logger.interval = 100
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.device == 'cpu':
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+    t_start = time.perf_counter()
+    import torch
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    import tasks.classification  # noqa: F401
+
+    t0 = time.perf_counter()
+    if args.data_root:
+        data_root = args.data_root
+    else:
+        from study import prepare_data
+
+        # Made once (a marker file), then reused: data_s is ~0 on reruns.
+        data_root = prepare_data(
+            args.train_per_class,
+            args.holdout_per_class,
+            cache_root=REPO / 'data' / 'fastpath',
+        )
+    data_s = time.perf_counter() - t0
+    cfg = build_cfg(args, data_root)
+
+    class Recorder(Hook):
+        """Each epoch's wall time (device synchronised) and each
+        validation's held-out accuracy."""
+
+        priority = 'VERY_LOW'
+
+        def __init__(self):
+            self.epoch_s, self.curve = [], []
+
+        def _sync(self):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+
+        def before_train_epoch(self, runner):
+            self._sync()
+            self._t = time.perf_counter()
+
+        def after_train_epoch(self, runner):
+            self._sync()
+            self.epoch_s.append(time.perf_counter() - self._t)
+            print(
+                f'epoch {runner.epoch + 1}: {self.epoch_s[-1]:.1f} s',
+                flush=True,
+            )
+
+        def after_val_epoch(self, runner, metrics=None):
+            self.curve.append([runner.epoch, metrics['accuracy/top1']])
+
+    runner = Runner.from_cfg(cfg)
+    rec = Recorder()
+    runner.register_hook(rec)
+    t0 = time.perf_counter()
+    runner.train()
+    train_wall = time.perf_counter() - t0
+    result = dict(
+        benchmark='fastpath',
+        config=str(CONFIG.relative_to(REPO)),
+        smoke=args.smoke,
+        device=(
+            torch.cuda.get_device_name()
+            if torch.cuda.is_available()
+            else 'cpu'
+        ),
+        torch=torch.__version__,
+        epochs=runner.epoch,
+        batch_size=cfg.train_dataloader.batch_size,
+        net=cfg.model.net.to_dict(),
+        compile=cfg.model.compile.to_dict(),
+        dtype=cfg.optim_wrapper.get('dtype'),
+        train_images=len(runner.train_dataloader.dataset),
+        holdout_images=len(runner.val_dataloader.dataset),
+        data_root=str(data_root),
+        data_s=data_s,
+        epoch_s=rec.epoch_s,
+        first_epoch_s=rec.epoch_s[0] if rec.epoch_s else None,
+        steady_epoch_s=(
+            sorted(rec.epoch_s[2:])[len(rec.epoch_s[2:]) // 2]
+            if len(rec.epoch_s) > 2
+            else None
+        ),
+        train_s=sum(rec.epoch_s),
+        train_with_val_s=train_wall,
+        holdout_curve=rec.curve,
+        holdout_top1=rec.curve[-1][1] if rec.curve else None,
+        total_s=time.perf_counter() - t_start,
+        finished=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + '\n')
+    print(json.dumps({k: v for k, v in result.items() if k != 'epoch_s'}))
+    print(f'wrote {args.out}')
+    return result
+
+
+if __name__ == '__main__':
+    sys.exit(0 if main() else 1)
