@@ -67,6 +67,11 @@ def parse_args(argv=None):
         '--compile-backend',
         help="e.g. 'aot_eager' (smoke); default: the config's inductor",
     )
+    p.add_argument(
+        '--resume',
+        action='store_true',
+        help='continue from the last checkpoint in WORK_DIR, if any',
+    )
     p.add_argument('--seed', type=int, default=0)
     p.add_argument(
         '--work-dir', type=Path, default=REPO / 'work_dirs' / 'fastpath'
@@ -92,6 +97,8 @@ def parse_args(argv=None):
     if args.holdout_per_class is None:
         args.holdout_per_class = 500
     args.out = args.out or args.work_dir / 'fastpath.json'
+    if args.smoke and args.device != 'cpu':
+        p.error('--smoke runs on the CPU (--device cpu)')
     return args
 
 
@@ -118,6 +125,8 @@ def build_cfg(args, data_root: Path):
         cfg.train_cfg.max_epochs = args.epochs
         cfg.param_scheduler[0].update(T_max=args.epochs, end=args.epochs)
     cfg.work_dir = str(args.work_dir)
+    # mmengine resumes from WORK_DIR/last_checkpoint, else starts afresh.
+    cfg.resume = args.resume
     cfg.randomness = dict(seed=args.seed)
     cfg.default_hooks.logger.interval = 100
     return cfg
@@ -149,9 +158,48 @@ def main(argv=None):
     data_s = time.perf_counter() - t0
     cfg = build_cfg(args, data_root)
 
+    runner = Runner.from_cfg(cfg)
+    started = time.perf_counter()
+
+    def summary(epoch_s, curve, finished) -> dict:
+        steady = sorted(epoch_s[2:])
+        return dict(
+            benchmark='fastpath',
+            config=str(CONFIG.relative_to(REPO)),
+            smoke=args.smoke,
+            finished=finished,
+            device=(
+                torch.cuda.get_device_name()
+                if torch.cuda.is_available()
+                else 'cpu'
+            ),
+            torch=torch.__version__,
+            epochs=len(epoch_s),
+            max_epochs=cfg.train_cfg.max_epochs,
+            batch_size=cfg.train_dataloader.batch_size,
+            net=cfg.model.net.to_dict(),
+            compile=cfg.model.compile.to_dict(),
+            dtype=cfg.optim_wrapper.get('dtype'),
+            train_images=len(runner.train_dataloader.dataset),
+            holdout_images=len(runner.val_dataloader.dataset),
+            data_root=str(data_root),
+            data_s=data_s,
+            epoch_s=epoch_s,
+            first_epoch_s=epoch_s[0] if epoch_s else None,
+            steady_epoch_s=steady[len(steady) // 2] if steady else None,
+            train_s=sum(epoch_s),
+            holdout_curve=curve,
+            holdout_top1=curve[-1][1] if curve else None,
+            # this process only (a resumed run trained part before)
+            wall_s=time.perf_counter() - t_start,
+            train_with_val_s=time.perf_counter() - started,
+            date=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+        )
+
     class Recorder(Hook):
         """Each epoch's wall time (device synchronised) and each
-        validation's held-out accuracy."""
+        validation's held-out accuracy, written after every epoch (a run
+        cut by its time limit still reports) and carried over a resume."""
 
         priority = 'VERY_LOW'
 
@@ -161,6 +209,14 @@ def main(argv=None):
         def _sync(self):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
+
+        def before_train(self, runner):
+            if runner.epoch and progress.is_file():
+                saved = json.loads(progress.read_text())
+                self.epoch_s = saved['epoch_s'][: runner.epoch]
+                self.curve = [
+                    c for c in saved['holdout_curve'] if c[0] <= runner.epoch
+                ]
 
         def before_train_epoch(self, runner):
             self._sync()
@@ -173,51 +229,28 @@ def main(argv=None):
                 f'epoch {runner.epoch + 1}: {self.epoch_s[-1]:.1f} s',
                 flush=True,
             )
+            self.save(False)
 
         def after_val_epoch(self, runner, metrics=None):
             self.curve.append([runner.epoch, metrics['accuracy/top1']])
+            self.save(False)
 
-    runner = Runner.from_cfg(cfg)
+        def save(self, finished):
+            result = summary(self.epoch_s, self.curve, finished)
+            for path in {args.out, progress}:
+                tmp = path.with_suffix('.tmp')
+                tmp.write_text(json.dumps(result, indent=1) + '\n')
+                os.replace(tmp, path)
+            return result
+
+    # Kept beside the checkpoints, so a resumed run reports every epoch.
+    progress = args.work_dir / 'fastpath.json'
+    for path in (args.out, progress):
+        path.parent.mkdir(parents=True, exist_ok=True)
     rec = Recorder()
     runner.register_hook(rec)
-    t0 = time.perf_counter()
     runner.train()
-    train_wall = time.perf_counter() - t0
-    result = dict(
-        benchmark='fastpath',
-        config=str(CONFIG.relative_to(REPO)),
-        smoke=args.smoke,
-        device=(
-            torch.cuda.get_device_name()
-            if torch.cuda.is_available()
-            else 'cpu'
-        ),
-        torch=torch.__version__,
-        epochs=runner.epoch,
-        batch_size=cfg.train_dataloader.batch_size,
-        net=cfg.model.net.to_dict(),
-        compile=cfg.model.compile.to_dict(),
-        dtype=cfg.optim_wrapper.get('dtype'),
-        train_images=len(runner.train_dataloader.dataset),
-        holdout_images=len(runner.val_dataloader.dataset),
-        data_root=str(data_root),
-        data_s=data_s,
-        epoch_s=rec.epoch_s,
-        first_epoch_s=rec.epoch_s[0] if rec.epoch_s else None,
-        steady_epoch_s=(
-            sorted(rec.epoch_s[2:])[len(rec.epoch_s[2:]) // 2]
-            if len(rec.epoch_s) > 2
-            else None
-        ),
-        train_s=sum(rec.epoch_s),
-        train_with_val_s=train_wall,
-        holdout_curve=rec.curve,
-        holdout_top1=rec.curve[-1][1] if rec.curve else None,
-        total_s=time.perf_counter() - t_start,
-        finished=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + '\n')
+    result = rec.save(True)
     print(json.dumps({k: v for k, v in result.items() if k != 'epoch_s'}))
     print(f'wrote {args.out}')
     return result

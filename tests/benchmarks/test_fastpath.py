@@ -1,0 +1,82 @@
+"""benchmarks/fastpath.py in its smoke mode end to end (the fast-path config
+through the Runner on CPU), its progress carried over a resume, and the
+GPU check's report of it."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'benchmarks'))  # fastpath.py imports common
+_spec = importlib.util.spec_from_file_location(
+    'fastpath', ROOT / 'benchmarks' / 'fastpath.py'
+)
+fastpath = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fastpath)
+
+
+def test_smoke_run_resume_and_report(tmp_path, monkeypatch):
+    from tasks.classification.data_prep import (
+        synthetic_images,
+        write_cifar_pickles,
+    )
+
+    imgs, labels = synthetic_images(28, 10, seed=1)
+    cifar10_root = tmp_path / 'cifar10'
+    write_cifar_pickles(
+        cifar10_root, imgs[:20], labels[:20], 'cifar10', imgs[20:], labels[20:]
+    )
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')  # restored afterwards
+    argv = [
+        '--smoke',
+        '--data-root',
+        str(cifar10_root),
+        '--batch-size',
+        '8',
+        '--work-dir',
+        str(tmp_path / 'work'),
+        '--out',
+        str(tmp_path / 'runs' / 'fastpath.json'),
+    ]
+    first = fastpath.main(argv)
+    assert first['finished'] and first['epochs'] == first['max_epochs'] == 2
+    assert len(first['epoch_s']) == 2
+    assert (first['train_images'], first['holdout_images']) == (20, 8)
+    assert first['dtype'] == 'bfloat16'
+    assert first['compile']['backend'] == 'aot_eager'
+    assert first['compile']['mark_steps'] is True
+    # validated once, after the last epoch (val_interval 10 > 2 epochs)
+    assert [e for e, _ in first['holdout_curve']] == [2]
+    saved = json.loads((tmp_path / 'runs' / 'fastpath.json').read_text())
+    assert saved['epoch_s'] == first['epoch_s']
+
+    # A rerun with --resume starts from the last checkpoint (nothing left
+    # to train) and still reports every epoch of the first call.
+    again = fastpath.main(argv + ['--resume'])
+    assert again['epoch_s'] == first['epoch_s']
+    assert again['holdout_curve'][0] == first['holdout_curve'][0]
+
+    runs = tmp_path / 'runs'
+    (runs / 'status.tsv').write_text('cudatests\t0\t3\nfastpath\t0\t40\n')
+    (runs / 'cudatests.txt').write_text('2 skipped in 0.5s\n')
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / 'benchmarks' / 'gpu_report.py'),
+            str(runs),
+            str(tmp_path / 'out'),
+            '--budget',
+            '420',
+            '--elapsed',
+            '50',
+        ],
+        check=True,
+        capture_output=True,
+    )
+    md = (tmp_path / 'out' / 'gpu_check.md').read_text()
+    assert '### Fast path: configs/classification/resnet18_ausam' in md
+    assert '| 2/2 |' in md and '2 skipped in 0.5s' in md
+    report = json.loads((tmp_path / 'out' / 'gpu_check.json').read_text())
+    assert report['fastpath']['epoch_s'] == first['epoch_s']
