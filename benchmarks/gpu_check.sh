@@ -3,8 +3,10 @@
 # environment, step times of every method (ResNet-18 and WRN-28-10, batch
 # 128, fp32 / bf16, with and without channels_last and torch.compile), a
 # batch-size sweep, and the epoch time through the config and Runner on the
-# 50,000 CIFAR-10 training JPEGs. Writes gpu_check.json, gpu_check.md and
-# gpu_check.log to $OUT and prints the markdown last.
+# 50,000 CIFAR-10 training JPEGs, the CUDA tests (tests/cuda), and, asked
+# for, the fast-path paper run (200 epochs, benchmarks/fastpath.py). Writes
+# gpu_check.json, gpu_check.md and gpu_check.log to $OUT and prints the
+# markdown last.
 #
 # Before the device call, in the repository root on this machine:
 #   bash benchmarks/gpu_wheels.sh               # mmengine stack -> .whl/
@@ -16,17 +18,29 @@
 #
 #   bash benchmarks/gpu_check.sh --smoke   # CPU, tiny sizes, a few minutes
 #
+# The 200-epoch fast-path run needs a call of its own (10 minutes at most
+# per call): run(command='PARTS=fastpath BUDGET_S=570 bash
+# benchmarks/gpu_check.sh', carry=['.whl', '.data'], timeout_s=600). It
+# makes the pickles from the JPEG archive there, checkpoints every 10
+# epochs into work_dirs/fastpath and writes its JSON after every epoch; a
+# rerun on the still-warm machine resumes from the last checkpoint.
+#
 # Environment: OUT (default work_dirs/gpu_check), DEVICE (cuda; --smoke:
 # cpu), BUDGET_S (seconds for the whole check, default 420; parts that would
 # start past it are recorded as skipped), PARTS (default
-# env,step,sweep,epoch,compile), PYTHON (default python3).
+# env,step,sweep,epoch,compile,cudatests; --smoke adds fastpath; fastpath
+# alone: the paper run), PYTHON (default python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SMOKE=0
 [ "${1:-}" = --smoke ] && SMOKE=1
 OUT=${OUT:-work_dirs/gpu_check}
 PYTHON=${PYTHON:-python3}
-PARTS=${PARTS:-env,step,sweep,epoch,compile}
+if [ $SMOKE = 1 ]; then
+    PARTS=${PARTS:-env,step,sweep,epoch,compile,cudatests,fastpath}
+else
+    PARTS=${PARTS:-env,step,sweep,epoch,compile,cudatests}
+fi
 BUDGET_S=${BUDGET_S:-420}
 if [ $SMOKE = 1 ]; then DEVICE=${DEVICE:-cpu}; else DEVICE=${DEVICE:-cuda}; fi
 START=$(date +%s)
@@ -82,7 +96,9 @@ if [ $SMOKE = 1 ]; then
         --methods SGD,SAM,AUSAM-0.5)
     EPOCH_ARGS=(--images 200 --batch-size 32 --model resnet20-w8
         --workers 0)
-    CAP_STEP=120 CAP_EPOCH=120 CAP_COMPILE=240
+    CAP_STEP=120 CAP_EPOCH=120 CAP_COMPILE=240 CAP_CUDATESTS=120
+    FASTPATH_ARGS=(--smoke --work-dir "$RUNS/fastpath")
+    CAP_FASTPATH=240
 else
     MODELS='resnet18 wrn28-10'
     BATCH=128
@@ -91,7 +107,10 @@ else
     COMPILE_ARGS=(--compile)
     EPOCH_ARGS=(--images 50000 --batch-size 128 --model resnet18
         --workers 12)
-    CAP_STEP=90 CAP_EPOCH=200 CAP_COMPILE=150
+    CAP_STEP=90 CAP_EPOCH=200 CAP_COMPILE=150 CAP_CUDATESTS=150
+    # Resumes from work_dirs/fastpath when a previous call was cut short.
+    FASTPATH_ARGS=(--resume --work-dir work_dirs/fastpath)
+    CAP_FASTPATH=$BUDGET_S
 fi
 # The data travels in .data/ (../shared does not); else tools/data_root.py's
 # default.
@@ -108,6 +127,14 @@ torch.cuda.get_device_name() if torch.cuda.is_available() else None)'
         $PYTHON -c 'import mmengine; print("mmengine", mmengine.__version__)'
     } >"$RUNS/env.txt" 2>&1
     cat "$RUNS/env.txt" >>"$LOG"
+fi
+
+# First the CUDA-only tests (skipped without a device): compiled passes
+# with CUDA graphs, the step without host stalls.
+if has cudatests; then
+    run cudatests "$CAP_CUDATESTS" bash -c "set -o pipefail; $PYTHON -m \
+        pytest tests/cuda -q -p no:cacheprovider 2>&1 | tee \
+        $RUNS/cudatests.txt"
 fi
 
 step() { # tag model options...
@@ -160,6 +187,13 @@ if has compile; then
                 "${COMPILE_ARGS[@]}"
         done
     done
+fi
+
+# The paper run on the fast path (bf16, CUDA graphs, data on the device):
+# pickles made from the JPEG archive (timed), then 200 epochs.
+if has fastpath; then
+    run fastpath "$CAP_FASTPATH" $PYTHON benchmarks/fastpath.py \
+        --out "$RUNS/fastpath.json" "${FASTPATH_ARGS[@]}"
 fi
 
 $PYTHON benchmarks/gpu_report.py "$RUNS" "$OUT" --budget "$BUDGET_S" \

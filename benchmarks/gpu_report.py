@@ -82,6 +82,35 @@ def epoch_table(run: dict) -> list:
     return lines
 
 
+def fastpath_table(run: dict) -> list:
+    """The fast-path paper run: data preparation, epoch times, accuracy."""
+    done = 'finished' if run['finished'] else 'cut short (partial)'
+    lines = [
+        f'\n### Fast path: {run["config"]} ({done})\n',
+        f'{run["device"]}, torch {run["torch"]}, {run["dtype"]}, compile '
+        f'{run["compile"]}, batch {run["batch_size"]}, '
+        f'{run["train_images"]} training / {run["holdout_images"]} '
+        'held-out images',
+        '',
+        '| epochs | pickles from JPEGs (s) | first epoch (s) | steady epoch '
+        '(s) | training (s) | wall, this call (s) | held-out top-1 |',
+        '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ]
+
+    def f(v, spec='.1f'):
+        return 'n/a' if v is None else format(v, spec)
+
+    lines.append(
+        f'| {run["epochs"]}/{run["max_epochs"]} | {f(run["data_s"])} | '
+        f'{f(run["first_epoch_s"])} | {f(run["steady_epoch_s"], ".2f")} | '
+        f'{f(run["train_s"])} | {f(run["wall_s"])} | '
+        f'{f(run["holdout_top1"], ".2f")} |'
+    )
+    curve = ', '.join(f'{e}: {a:.2f}' for e, a in run['holdout_curve'])
+    lines += ['', f'Held-out top-1 by epoch: {curve or "none yet"}']
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('runs', type=Path)
@@ -107,6 +136,13 @@ def main():
             continue
         (sweeps if len(run['batches']) > 1 else steps)[s['tag']] = run
     epoch = load(args.runs / 'epoch.json')
+    fastpath = load(args.runs / 'fastpath.json')
+    cudatests = args.runs / 'cudatests.txt'
+    cudatests = (
+        cudatests.read_text().strip().splitlines()
+        if cudatests.is_file()
+        else []
+    )
     md = ['# GPU check', '', '## Environment', '', '```', env.strip(), '```']
     md += [
         '',
@@ -128,6 +164,10 @@ def main():
         md += sweep_table(tag, run)
     if epoch:
         md += epoch_table(epoch)
+    if cudatests:
+        md += ['', '## tests/cuda', '', '```', *cudatests[-15:], '```']
+    if fastpath:
+        md += fastpath_table(fastpath)
     text = '\n'.join(md) + '\n'
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / 'gpu_check.md').write_text(text)
@@ -141,6 +181,8 @@ def main():
                 steps=steps,
                 sweeps=sweeps,
                 epoch=epoch,
+                cudatests=cudatests,
+                fastpath=fastpath,
             ),
             indent=1,
         )

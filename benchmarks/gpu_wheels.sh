@@ -3,7 +3,7 @@
 # machine lacks (it has torch, torchvision, numpy, scipy, opencv, matplotlib,
 # pyyaml, rich, typing-extensions, but no registry access): mmengine,
 # mmcv-lite and albumentations with their pure-Python (and two small binary)
-# dependencies, at the versions of this project's venv, for Python 3.12 on
+# dependencies, and pytest for tests/cuda, at the versions of this project's venv, for Python 3.12 on
 # x86-64. They land in the git-ignored .whl/ that a device call carries
 # (carry=['.whl', ...]); benchmarks/gpu_check.sh installs them with
 #   python3 -m pip install --no-index --no-deps --target /tmp/site .whl/*.whl
@@ -20,6 +20,8 @@ PKGS=(
     albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.4
     pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
     simsimd==6.5.16 stringzilla==5.3.2
+    pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 packaging==26.4
+    pygments==2.21.0
 )
 for p in "${PKGS[@]}"; do
     python3 -m pip download -q --no-deps --only-binary=:all: \
