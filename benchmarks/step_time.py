@@ -11,6 +11,8 @@ read off.
     python benchmarks/step_time.py                 # CPU
     python benchmarks/step_time.py --device cuda --dtype bfloat16 \\
         --channels-last --compile --batch-sizes 64,128,256,512
+    taskset -c 0 python benchmarks/step_time.py --model resnet20-w8 \\
+        --threads 1 --methods SGD,SAM,AUSAM-1.0,AUSAM-0.5 --repeats 7
 """
 
 import argparse
@@ -140,6 +142,35 @@ def sweep_table(results) -> None:
         print(f'| {row["method"]} | ' + ' | '.join(cells) + ' |')
 
 
+def repeat_table(results) -> None:
+    """Per batch size: each method's median step and SAM% over the
+    repeats (the median of the repeats' medians, and their range)."""
+    for r in results:
+        reps = r['repeats']
+        print(
+            f'\nbatch {r["batch_size"]}, {len(reps)} repeats: median step '
+            '(ms) and SAM%, median [min, max] over the repeats\n'
+        )
+        print('| method | median step (ms) | SAM% | SAM% range |')
+        print('| --- | ---: | ---: | --- |')
+        summary = {}
+        for i, row in enumerate(reps[0]):
+            ms = [1000 * rep[i]['median_s'] for rep in reps]
+            pct = [rep[i]['sam_pct'] for rep in reps]
+            summary[row['method']] = dict(
+                median_ms=statistics.median(ms),
+                sam_pct=statistics.median(pct),
+                sam_pct_min=min(pct),
+                sam_pct_max=max(pct),
+            )
+            print(
+                f'| {row["method"]} | {statistics.median(ms):.1f} | '
+                f'{statistics.median(pct):.1f}% | '
+                f'[{min(pct):.1f}, {max(pct):.1f}] |'
+            )
+        r['repeat_summary'] = summary
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -181,6 +212,13 @@ def parse_args(argv=None):
         help="torch.compile backend ('aot_eager': quick CPU smoke runs)",
     )
     ap.add_argument('--steps', type=int, default=7, help='timed steps each')
+    ap.add_argument(
+        '--repeats',
+        type=int,
+        default=1,
+        help='time each batch size this many times, models rebuilt each '
+        'time; ends with the median and range of SAM%% over the repeats',
+    )
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--alphas', default='0.4,0.5,0.6,0.7,1.0')
     ap.add_argument(
@@ -220,6 +258,12 @@ def main(argv=None):
         torch.channels_last if args.channels_last else torch.contiguous_format
     )
     results = [time_batch(args, k, device, dtype, fmt) for k in args.sizes]
+    for _ in range(1, args.repeats):
+        for r, k in zip(results, args.sizes):
+            again = time_batch(args, k, device, dtype, fmt)
+            r.setdefault('repeats', [r['rows']]).append(again['rows'])
+    if args.repeats > 1:
+        repeat_table(results)
     if len(results) > 1:
         sweep_table(results)
     out = Path(args.out)
