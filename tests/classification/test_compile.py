@@ -169,13 +169,13 @@ def test_cudagraph_settings_switch_step_marking(setting, marks):
     assert make_model(setting).mark_steps is marks
 
 
-def test_recompile_limit_is_raised_never_lowered(monkeypatch):
+def test_recompile_limit_is_raised_never_lowered():
     cfg = torch._dynamo.config
-    monkeypatch.setattr(cfg, 'recompile_limit', 8)
-    make_model(dict(backend='aot_eager', recompile_limit=16))
-    assert cfg.recompile_limit == 16
-    make_model(dict(backend='aot_eager', recompile_limit=4))
-    assert cfg.recompile_limit == 16
+    with cfg.patch(recompile_limit=8):  # restored afterwards
+        make_model(dict(backend='aot_eager', recompile_limit=16))
+        assert cfg.recompile_limit == 16
+        make_model(dict(backend='aot_eager', recompile_limit=4))
+        assert cfg.recompile_limit == 16
 
 
 @pytest.mark.parametrize(
