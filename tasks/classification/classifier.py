@@ -71,17 +71,6 @@ def raise_recompile_limit(limit: int) -> None:
     setattr(cfg, name, max(getattr(cfg, name), limit))
 
 
-def stack_labels(data_samples) -> torch.Tensor:
-    """(B,) labels of the data samples; a device batch carries them as one
-    tensor already, a subset of it as ints."""
-    labels = getattr(data_samples, 'gt_labels', None)
-    if labels is not None:
-        return labels
-    if isinstance(data_samples[0], SampleRow):
-        return torch.tensor([s.label for s in data_samples])
-    return torch.stack([s.gt_label for s in data_samples])
-
-
 @MODELS.register_module()
 class ImageClassifier(SAMTrainStepMixin, BaseModel):
     """``net`` maps images to logits (any module or a registered constructor
@@ -194,7 +183,14 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
 
 
 def stack_labels(data_samples) -> torch.Tensor:
-    """Labels (B,) of a list of data samples; a stacked tensor as it is."""
+    """Labels (B,) of a list of data samples; a stacked tensor as it is; a
+    device batch (``BatchSamples``) carries them as one tensor already, a
+    list of its rows as ints."""
     if isinstance(data_samples, torch.Tensor):
         return data_samples
+    labels = getattr(data_samples, 'gt_labels', None)
+    if labels is not None:
+        return labels
+    if isinstance(data_samples[0], SampleRow):
+        return torch.tensor([s.label for s in data_samples])
     return torch.stack([s.gt_label for s in data_samples])

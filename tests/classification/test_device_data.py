@@ -198,3 +198,15 @@ def test_fast_config_trains_and_resumes_exactly(cifar10_root, tmp_path):
     assert torch.equal(oa.selection_counts(), ob.selection_counts())
     assert int(oa.selection_counts().sum()) == 20 + 10
     torch._dynamo.reset()
+
+
+def test_device_batch_labels_are_used_as_they_are(cifar10_root):
+    """The SAM step's per-batch stacking hands on the device batch's label
+    tensor itself; rows of a subset give the same labels."""
+    from tasks.classification.classifier import stack_labels
+
+    batch = next(iter(build_loader(FAST, cifar10_root, batch_size=8)))
+    samples = batch['data_samples']
+    assert stack_labels(samples) is samples.gt_labels
+    rows = [samples[i] for i in (5, 1, 2)]
+    assert torch.equal(stack_labels(rows), samples.gt_labels[[5, 1, 2]])
