@@ -644,6 +644,57 @@ def comparisons(cells: list) -> list:
     return lines
 
 
+DIAGNOSTICS = [
+    ('grad_norm_mean', 'mean ‖∇l_i‖'),
+    ('dlp_spearman', 'DLP vs ‖∇l_i‖ (Spearman)'),
+    ('dlp_pearson', 'DLP vs ‖∇l_i‖ (Pearson)'),
+    ('adlp_spearman', 'ADLP vs ‖∇l_i‖ (Spearman)'),
+    ('adlp_loss_spearman', 'ADLP vs loss (Spearman)'),
+    ('err_adlp_w', 'error ADLP, w'),
+    ('err_uniform_w', 'error uniform, w'),
+    ('err_adlp_eps', 'error ADLP, w+eps'),
+    ('err_uniform_eps', 'error uniform, w+eps'),
+    ('coverage_never_frac', 'never selected'),
+]
+
+
+def diagnostics_tables(cells: list) -> list:
+    """Per-epoch SelectionDiagnosticsHook values of the cells that ran it
+    (``--diagnostics``), and their means over the diagnosed epochs."""
+    lines = []
+    for c in cells:
+        rows = c.get('diagnostics')
+        if not rows:
+            continue
+        lines += [
+            f'## Selection diagnostics: {c["method"]}, seed {c["seed"]}',
+            '',
+            'SelectionDiagnosticsHook on a fixed probe of 256 training '
+            'samples (docs/diagnostics.md); errors are '
+            '‖g_S − g_B‖ / ‖g_B‖ averaged over the draws. Plot: '
+            f'`{cell_name(c["method"], c["seed"])}.png` beside the cell JSON.',
+            '',
+            '| epoch | ' + ' | '.join(h for _, h in DIAGNOSTICS) + ' |',
+            '| ---: |' + ' ---: |' * len(DIAGNOSTICS),
+        ]
+        for r in rows + [None]:
+            if r is None:  # the mean row, over the epochs that have a value
+                vals = [
+                    [x[f'diag/{k}'] for x in rows if f'diag/{k}' in x]
+                    for k, _ in DIAGNOSTICS
+                ]
+                vals = [statistics.mean(v) if v else None for v in vals]
+                head = 'mean'
+            else:
+                vals = [r.get(f'diag/{k}') for k, _ in DIAGNOSTICS]
+                head = str(r['epoch'])
+            lines.append(
+                f'| {head} | ' + ' | '.join(fmt(v, '.3f') for v in vals) + ' |'
+            )
+        lines.append('')
+    return lines
+
+
 def fmt(v, spec='.2f', none='n/a'):
     return (
         none
@@ -717,6 +768,7 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
     lines += ['', '## Paired comparisons', '']
     lines += comparisons(cells)
     lines += ['', f'![accuracy against wall time]({preset_name}.png)', '']
+    lines += diagnostics_tables(cells)
     text = '\n'.join(lines)
     docs.mkdir(parents=True, exist_ok=True)
     (docs / f'{preset_name}.md').write_text(text)
@@ -836,7 +888,7 @@ def main(argv=None):
         run_cell(args.preset, preset, args.cell[0], int(args.cell[1]), out)
         return
     if args.report:
-        print(report(args.preset, preset, out, args.docs))
+        print(report(folder, preset, out, args.docs))
         return
     # Seed-major order: every method's seed 0, then seed 1, ...
     cells = [

@@ -210,6 +210,21 @@ def test_diagnostics_cell_records_the_hook_scalars(tmp_path, cifar10_archive):
         assert row['diag/grad_norm_mean'] > 0
     assert 'SelectionDiagnosticsHook' in c['config']
     assert (out / 'AUSAM-0.5_seed0.png').stat().st_size > 0
+    docs = tmp_path / 'docs'
+    study.main(
+        ['--preset', 'tiny', '--diagnostics', '1', '--out', str(out)]
+        + ['--report', '--docs', str(docs)]
+    )
+    md = (docs / 'tiny-diagnostics.md').read_text()
+    rows = {r[0]: r for r in table_rows(md, '| epoch |')}
+    assert list(rows) == ['1', '2', 'mean']
+    col = 1 + [k for k, _ in study.DIAGNOSTICS].index('adlp_spearman')
+    for row in c['diagnostics']:
+        assert float(rows[str(row['epoch'])][col]) == pytest.approx(
+            row['diag/adlp_spearman'], abs=5e-4
+        )
+    mean = sum(r['diag/adlp_spearman'] for r in c['diagnostics']) / 2
+    assert float(rows['mean'][col]) == pytest.approx(mean, abs=5e-4)
     with pytest.raises(SystemExit, match='--diagnostics'):
         study.main(['--preset', 'tiny', '--diagnostics', '0'])
 
