@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from mmengine.registry import FUNCTIONS
 
+from ausam_tasks.scores import to_device
+
 from .data_sample import ClsDataSample
 from .datasets import CIFAR10, CIFAR100
 from .registry import DATASETS
@@ -148,7 +150,9 @@ class _DeviceCifarMixin:
         if not self._fully_initialized:
             self.full_init()
         indices = [int(i) for i in indices]
-        pos = torch.tensor(indices, dtype=torch.int64).to(self.device)
+        # Pinned and non-blocking: a pageable copy would stall the host on
+        # every batch (the GPU idles while the next step is queued).
+        pos = to_device(torch.tensor(indices, dtype=torch.int64), self.device)
         images = self.images.index_select(0, pos)
         labels = [self._labels_list[i] for i in indices]
         if self.split == 'test':

@@ -10,22 +10,32 @@ a blocking copy, ``nonzero``, ...) raises, naming the call.
 
 import contextlib
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
 import torch
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import tasks.classification  # noqa: F401
-from tasks.classification import ClsDataSample
+from tasks.classification import ClsDataSample, DeviceCIFAR10
+from tasks.classification.data_prep import (
+    synthetic_images,
+    write_cifar_pickles,
+)
 from tasks.classification.registry import MODELS
 from tasks.classification.transforms import CIFAR_MEAN, CIFAR_STD
 
 BATCH = 16
 DATASET = 64
+ROOT = Path(__file__).resolve().parents[2]
+FAST = (
+    ROOT / 'configs/classification/resnet18_ausam-a0.5_1xb128-fast_cifar10.py'
+)
 WRAPPERS = {
     'ausam': dict(type='AUSAMOptimWrapper', alpha=0.5, warmup_epochs=0),
     'ausam-uniform': dict(
@@ -187,7 +197,6 @@ HOST_READS = {
     'multinomial',
     'repeat_interleave',
 }
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class HostReads(TorchDispatchMode):
@@ -235,13 +244,71 @@ def host_reads_of_a_cpu_step(method):
     return [r for r in mode.reads if r[1] != 'scores.py:_check']
 
 
+def device_data_fetch_and_step(device):
+    """The fast path's data and step: a ``DeviceCIFAR10`` batch fetched
+    (the sampler's host indices copied in) and trained on with the fast
+    config's model (batch augmentation on the device) and AUSAM wrapper
+    (bf16). Returns the host reads of the checked fetch and step, which
+    on CUDA run inside the sync check."""
+    cfg = Config.fromfile(str(FAST))
+    cfg.model.net = dict(type='cifar_resnet', depth=8, width=4)
+    cfg.model.compile = None  # CUDA graphs: tests/cuda/test_cudagraphs.py
+    with tempfile.TemporaryDirectory() as root:
+        imgs, labels = synthetic_images(DATASET, 10, seed=3)
+        write_cifar_pickles(
+            root, imgs, labels, 'cifar10', imgs[:8], labels[:8]
+        )
+        with DefaultScope.overwrite_default_scope('tasks.classification'):
+            ds = DeviceCIFAR10(
+                data_root=root, pipeline=[], download=False, device=device
+            )
+            torch.manual_seed(0)
+            model = MODELS.build(cfg.model).to(device)
+            ow = build_optim_wrapper(
+                model,
+                dict(
+                    cfg.optim_wrapper,
+                    num_samples=len(ds),
+                    finite_check='deferred',
+                ),
+            )
+    ow.defer_log_vars(on_cpu_too=True)
+    ow.core.finite.every = 1000
+    hub = MessageHub.get_current_instance()
+    order = torch.randperm(DATASET, generator=torch.Generator().manual_seed(0))
+    batches = [order[i : i + BATCH].tolist() for i in range(0, DATASET, BATCH)]
+    hub.update_info('epoch', 0)  # the scoring epoch: every sample
+    for indices in batches:
+        model.train_step(ds.__getitems__(indices), ow)
+    hub.update_info('epoch', 1)
+    model.train_step(ds.__getitems__(batches[0]), ow)  # first subset step
+    reads = contextlib.nullcontext() if device == 'cuda' else HostReads()
+    with no_host_sync(device), reads as mode:
+        model.train_step(ds.__getitems__(batches[1]), ow)
+    ow.core.check_finite()
+    rows = ow.flush_log_vars()
+    assert rows[-1]['sam_frac'] == 0.5, rows[-1]
+    assert ds.images.device.type == device
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    if device == 'cuda':
+        return []
+    # The range check of the batch's host indices reads host values only.
+    return [r for r in mode.reads if r[1] != 'scores.py:_check']
+
+
 def cases(device):
     out = [
         (f'{m}-{device}', steady_state_steps, (device, m)) for m in WRAPPERS
     ]
     out.append((f'finite-{device}', deferred_finite_check, (device,)))
     out.append((f'table-{device}', score_table_between_devices, (device,)))
+    out.append((f'device-data-{device}', check_device_data, (device,)))
     return out
+
+
+def check_device_data(device):
+    reads = device_data_fetch_and_step(device)
+    assert reads == [], reads
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ import torch
 from .no_sync import (
     WRAPPERS,
     deferred_finite_check,
+    device_data_fetch_and_step,
     host_reads_of_a_cpu_step,
     score_table_between_devices,
     steady_state_steps,
@@ -49,3 +50,10 @@ def test_score_table_moves_between_devices(device):
 @pytest.mark.parametrize('method', sorted(WRAPPERS))
 def test_a_cpu_step_reads_no_device_value_on_the_host(method):
     assert host_reads_of_a_cpu_step(method) == []
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_a_device_data_fetch_and_step_do_not_sync(device):
+    """On CUDA under the sync check; on the CPU, no host read besides the
+    host indices' range check."""
+    assert device_data_fetch_and_step(device) == []
