@@ -25,12 +25,14 @@ import torch
 import torch.nn.functional as F
 from timing import device_name, method_steps, report, time_round_robin
 
+from tasks.classification.classifier import raise_recompile_limit
 from tasks.classification.models import (
     cifar_resnet,
     resnet18,
     wide_resnet28_10,
 )
 
+RECOMPILE_LIMIT = 64
 MODELS = {
     'resnet18': lambda: resnet18(num_classes=10),
     'wrn28-10': lambda: wide_resnet28_10(num_classes=10),
@@ -61,8 +63,24 @@ def make_closure(model, x, y, device, dtype):
     return closure
 
 
-def time_batch(args, k: int, device, dtype, fmt) -> dict:
-    """Round-robin step times of every method at batch size ``k``."""
+def partial_rows(times: dict) -> list:
+    """Rows of the methods timed so far (SAM% once SAM has a time)."""
+    done = {m: t for m, t in times.items() if t}
+    sam = statistics.median(done['SAM']) if 'SAM' in done else None
+    return [
+        dict(
+            method=m,
+            median_s=statistics.median(t),
+            sam_pct=100 * sam / statistics.median(t) if sam else None,
+            times_s=t,
+        )
+        for m, t in done.items()
+    ]
+
+
+def time_batch(args, k: int, device, dtype, fmt, save=None) -> dict:
+    """Round-robin step times of every method at batch size ``k``;
+    ``save(partial_batch)`` after every step (warm-up included)."""
     torch.manual_seed(0)
     model = MODELS[args.model]().to(device, memory_format=fmt).train()
     if args.compile:
@@ -93,7 +111,26 @@ def time_batch(args, k: int, device, dtype, fmt) -> dict:
             )
         steps = {m: s for m, s in steps.items() if m in keep}
     t0 = time.perf_counter()
-    times = time_round_robin(steps, args.warmup, args.steps, device)
+    # Each warm-up call's seconds: the first includes the method's compile.
+    warmup_s = {m: [] for m in steps}
+    timed = {m: [] for m in steps}
+
+    def on_step(method, rnd, seconds):
+        (warmup_s if rnd < args.warmup else timed)[method].append(seconds)
+        if save is not None:
+            save(
+                dict(
+                    batch_size=k,
+                    rows=partial_rows(timed),
+                    warmup_s=warmup_s,
+                    wall_s=time.perf_counter() - t0,
+                    complete=False,
+                )
+            )
+
+    times = time_round_robin(
+        steps, args.warmup, args.steps, device, on_step=on_step
+    )
     dev = device_name(device)
     options = ', '.join(
         [str(dtype).replace('torch.', '')]
@@ -118,6 +155,8 @@ def time_batch(args, k: int, device, dtype, fmt) -> dict:
     return dict(
         batch_size=k,
         rows=rows,
+        warmup_s=warmup_s,
+        complete=True,
         wall_s=time.perf_counter() - t0,
         peak_mem_gib=(
             torch.cuda.max_memory_allocated(device) / 2**30
@@ -246,18 +285,64 @@ def parse_args(argv=None):
     return args
 
 
+def write_json(args, device, results, complete) -> None:
+    """The JSON of every batch so far; rewritten after every step, so a
+    run cut by a time limit leaves what it measured (``complete`` false,
+    a batch's ``complete`` false for the one cut short)."""
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {k: v for k, v in vars(args).items() if k != 'sizes'}
+    text = json.dumps(
+        dict(
+            benchmark='step_time',
+            complete=complete,
+            torch=torch.__version__,
+            device=device_name(device),
+            options=meta,
+            batches=results,
+            median_ms={
+                str(r['batch_size']): {
+                    row['method']: 1000 * statistics.median(row['times_s'])
+                    for row in r['rows']
+                }
+                for r in results
+            },
+        ),
+        indent=2,
+    )
+    tmp = out.with_suffix('.tmp')
+    tmp.write_text(text)
+    tmp.replace(out)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == 'cuda':
+        # ESAM's subset size depends on the data, so cuDNN tunes again for
+        # each new size, inside its timed steps too: ESAM's row is a noisy
+        # upper bound on a GPU.
         torch.backends.cudnn.benchmark = True
+    if args.compile:
+        # Each method's passes (and BatchNorm's momentum in SAM's second
+        # pass, each subset size) are separate graphs of the one network:
+        # 7 for SGD, SAM and AUSAM-0.5 alone; past dynamo's default limit
+        # of 8 the rest would run eager and be timed as compiled.
+        raise_recompile_limit(RECOMPILE_LIMIT)
     dtype = getattr(torch, args.dtype)
     fmt = (
         torch.channels_last if args.channels_last else torch.contiguous_format
     )
-    results = [time_batch(args, k, device, dtype, fmt) for k in args.sizes]
+    results = []
+
+    def save(batch):
+        write_json(args, device, results + [batch], complete=False)
+
+    for k in args.sizes:
+        results.append(time_batch(args, k, device, dtype, fmt, save))
+        write_json(args, device, results, complete=False)
     for _ in range(1, args.repeats):
         for r, k in zip(results, args.sizes):
             again = time_batch(args, k, device, dtype, fmt)
@@ -266,29 +351,8 @@ def main(argv=None):
         repeat_table(results)
     if len(results) > 1:
         sweep_table(results)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {k: v for k, v in vars(args).items() if k != 'sizes'}
-    out.write_text(
-        json.dumps(
-            dict(
-                benchmark='step_time',
-                torch=torch.__version__,
-                device=device_name(device),
-                options=meta,
-                batches=results,
-                median_ms={
-                    str(r['batch_size']): {
-                        row['method']: 1000 * statistics.median(row['times_s'])
-                        for row in r['rows']
-                    }
-                    for r in results
-                },
-            ),
-            indent=2,
-        )
-    )
-    print(f'\nwrote {out}')
+    write_json(args, device, results, complete=True)
+    print(f'\nwrote {args.out}')
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import common  # noqa: F401  (the repository on sys.path)
 import torch
@@ -105,10 +105,16 @@ def per_step(step: Callable, n: int) -> Callable:
 
 
 def time_round_robin(
-    steps: Dict[str, Callable], warmup: int, repeats: int, device: torch.device
+    steps: Dict[str, Callable],
+    warmup: int,
+    repeats: int,
+    device: torch.device,
+    on_step: Optional[Callable[[str, int, float], None]] = None,
 ) -> Dict[str, List[float]]:
     """Seconds per step of each method. Methods take turns, so a drift in
-    the machine's speed hits all of them alike."""
+    the machine's speed hits all of them alike. ``on_step(name, round,
+    seconds)`` is called after every call, warm-up included (a caller can
+    save progress, e.g. before a time limit cuts a slow compile short)."""
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     times = {name: [] for name in steps}
     for rep in range(warmup + repeats):
@@ -117,9 +123,12 @@ def time_round_robin(
             t0 = time.perf_counter()
             step()
             sync()
+            n = getattr(step, 'steps_per_call', 1)
+            seconds = (time.perf_counter() - t0) / n
             if rep >= warmup:
-                n = getattr(step, 'steps_per_call', 1)
-                times[name].append((time.perf_counter() - t0) / n)
+                times[name].append(seconds)
+            if on_step is not None:
+                on_step(name, rep, seconds)
         print(f'round {rep + 1}/{warmup + repeats} done', file=sys.stderr)
     return times
 
