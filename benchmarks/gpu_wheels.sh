@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Download, on this machine, the wheels the GPU check needs and the device
 # machine lacks (it has torch, torchvision, numpy, scipy, opencv, matplotlib,
-# pyyaml, rich, typing-extensions, but no registry access): mmengine,
+# pyyaml, rich, pytest with its plugins, but no registry access): mmengine,
 # mmcv-lite and albumentations with their pure-Python (and two small binary)
-# dependencies, and pytest for tests/cuda, at the versions of this project's venv, for Python 3.12 on
-# x86-64. They land in the git-ignored .whl/ that a device call carries
-# (carry=['.whl', ...]); benchmarks/gpu_check.sh installs them with
+# dependencies, at the versions of this project's venv, for Python 3.12 on
+# x86-64. typing_extensions travels too: the device's is older than the
+# 4.16 that pydantic_core 2.50 needs (it imports typing_extensions.Sentinel;
+# tasks.classification imports albumentations, which imports pydantic).
+# pytest does not travel: the device's own, with its installed plugins, runs
+# tests/cuda (a carried pytest first on PYTHONPATH would meet those plugins
+# at other versions). They land in the git-ignored .whl/ that a device call
+# carries (carry=['.whl', ...]); benchmarks/gpu_check.sh installs them with
 #   python3 -m pip install --no-index --no-deps --target /tmp/site .whl/*.whl
 #
 #   bash benchmarks/gpu_wheels.sh         # from the repository root
@@ -19,9 +24,7 @@ PKGS=(
     platformdirs==4.14.8 mmcv-lite==2.1.0
     albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.4
     pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
-    simsimd==6.5.16 stringzilla==5.3.2
-    pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 packaging==26.4
-    pygments==2.21.0
+    simsimd==6.5.16 stringzilla==5.3.2 typing_extensions==4.16.0
 )
 for p in "${PKGS[@]}"; do
     python3 -m pip download -q --no-deps --only-binary=:all: \

@@ -59,8 +59,11 @@ def test_smoke_run_resume_and_report(tmp_path, monkeypatch):
     assert again['holdout_curve'][0] == first['holdout_curve'][0]
 
     runs = tmp_path / 'runs'
-    (runs / 'status.tsv').write_text('cudatests\t0\t3\nfastpath\t0\t40\n')
-    (runs / 'cudatests.txt').write_text('2 skipped in 0.5s\n')
+    (runs / 'status.tsv').write_text(
+        'nosync\t0\t3\ncudagraphs\t0\t2\nfastpath\t0\t40\n'
+    )
+    (runs / 'nosync.txt').write_text('PASS ausam-cpu\n')
+    (runs / 'cudagraphs.txt').write_text('2 skipped in 0.5s\n')
     subprocess.run(
         [
             sys.executable,
@@ -78,5 +81,80 @@ def test_smoke_run_resume_and_report(tmp_path, monkeypatch):
     md = (tmp_path / 'out' / 'gpu_check.md').read_text()
     assert '### Fast path: configs/classification/resnet18_ausam' in md
     assert '| 2/2 |' in md and '2 skipped in 0.5s' in md
+    assert 'PASS ausam-cpu' in md and 'Extrapolated' not in md
     report = json.loads((tmp_path / 'out' / 'gpu_check.json').read_text())
     assert report['fastpath']['epoch_s'] == first['epoch_s']
+    assert report['tests']['nosync'] == ['PASS ausam-cpu']
+
+
+def test_stop_after_keeps_the_schedule_and_extrapolates(tmp_path, monkeypatch):
+    """--stop-after 3 of a 5-epoch schedule: the cosine schedule stays 5
+    epochs long, 3 are trained, and the JSON and report extrapolate the
+    whole schedule from them (first epoch + median steady epoch x 4 + the
+    measured validation x 1)."""
+    from tasks.classification.data_prep import (
+        synthetic_images,
+        write_cifar_pickles,
+    )
+
+    args = fastpath.parse_args(
+        ['--smoke', '--epochs', '5', '--stop-after', '3']
+    )
+    cfg = fastpath.build_cfg(args, tmp_path)
+    assert cfg.train_cfg.max_epochs == 3
+    assert cfg.param_scheduler[0].T_max == cfg.param_scheduler[0].end == 5
+
+    imgs, labels = synthetic_images(20, 10, seed=1)
+    root = tmp_path / 'cifar10'
+    write_cifar_pickles(
+        root, imgs[:12], labels[:12], 'cifar10', imgs[12:], labels[12:]
+    )
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+    runs = tmp_path / 'runs'
+    run = fastpath.main(
+        [
+            '--smoke',
+            '--epochs',
+            '5',
+            '--stop-after',
+            '3',
+            '--data-root',
+            str(root),
+            '--batch-size',
+            '4',
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--out',
+            str(runs / 'fastpath.json'),
+        ]
+    )
+    assert run['finished'] and run['epochs'] == 3
+    assert run['schedule_epochs'] == 5
+    (val_s,) = run['val_s']  # after the last epoch trained
+    e = run['epoch_s']
+    assert run['extrapolated_s'] == e[0] + e[2] * 4 + val_s
+    (runs / 'status.tsv').write_text('fastpath\t0\t30\n')
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / 'benchmarks' / 'gpu_report.py'),
+            str(runs),
+            str(tmp_path / 'out'),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    md = (tmp_path / 'out' / 'gpu_check.md').read_text()
+    assert 'stopped after 3 of 5 epochs' in md and '| 3/5 |' in md
+    assert 'Extrapolated, not measured:** all 5 epochs' in md
+
+
+def test_stop_after_out_of_range_is_an_error(capsys):
+    for bad in ('0', '201'):
+        try:
+            fastpath.parse_args(['--stop-after', bad])
+        except SystemExit as err:
+            assert err.code == 2
+        else:
+            raise AssertionError(f'--stop-after {bad} was accepted')
+        assert 'FASTPATH_EPOCHS' in capsys.readouterr().err
