@@ -1,7 +1,11 @@
 # The fast path of resnet18_ausam-a0.5_1xb128_cifar10.py (docs/gpu.md): the
 # same training recipe, run faster. Only these switches differ; without them
 # the parent config is the paper's plain recipe.
-# - bf16 autocast of the forwards (no loss scaling needed);
+# - bf16 autocast of the forwards (no loss scaling needed). This changes
+#   AUSAM's DLP scores themselves, not only the speed: the losses at w and
+#   w + eps come from bf16 forwards, so their difference carries bf16
+#   rounding, and the scores, selection and subsets differ from the fp32
+#   recipe's (docs/gpu.md, "The fast path");
 # - the network compiled with CUDA graphs, static shapes: a graph per batch
 #   size (128 in the scoring epoch, 64 after it, the short last batch and its
 #   subset, the two evaluation sizes) and per SAM pass (BatchNorm momentum
