@@ -156,10 +156,11 @@ class ScoreTable:
         # through dense sums, in order of appearance, so the result does not
         # depend on a host-side unique().
         total = torch.zeros_like(self.value).index_add_(0, idx, dlp)
-        n = torch.zeros_like(self.count).index_add_(0, idx, weight)
         if self.average == 'mean':
             new = self.value[idx] + total[idx]
         else:
+            # Observations per index, only the EMA needs them.
+            n = torch.zeros_like(self.count).index_add_(0, idx, weight)
             obs = total[idx] / n[idx]
             old = self.value[idx]
             m = self.ema_momentum
