@@ -5,7 +5,10 @@
 # al. 2016's ResNet-20 recipe with the SAM papers' cosine schedule). The
 # harness sets data_root (its prepared pickle cache), the seed and the
 # optim_wrapper of each method.
-_base_ = ['../_base_/default_runtime.py']
+_base_ = [
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/sgd_cosine_200e.py',
+]
 custom_imports = dict(
     imports=['ausam_tasks', 'tasks.classification'], allow_failed_imports=False
 )
@@ -59,11 +62,8 @@ test_dataloader = dict(
 )
 test_evaluator = val_evaluator
 
+# The paper's SGD schedule (the base), over 100 epochs.
 max_epochs = 100
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4),
-)
 param_scheduler = [
     dict(
         type='CosineAnnealingLR',
@@ -75,9 +75,7 @@ param_scheduler = [
         convert_to_iter_based=True,
     ),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
-val_cfg = dict()
-test_cfg = dict()
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=16),
     checkpoint=dict(
