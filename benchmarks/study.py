@@ -139,6 +139,25 @@ PRESETS = {
         methods=['SGD', 'SAM-rho0.1', 'SAM-rho0.2'],
         threads=1,
     ),
+    # The cpu regime without data augmentation, 50 epochs: a search for a
+    # regime where SAM beats SGD while SGD fits its training set.
+    'cpu-noaug': dict(
+        config='configs/study/resnet20-w16_sgd_1xb128-50e_cifar10-2k-16px-noaug.py',
+        train_per_class=200,
+        holdout_per_class=500,
+        epochs=50,
+        val_interval=10,
+        seeds=[0, 1, 2, 3, 4],
+        methods=[
+            'SGD',
+            'SAM',
+            'AUSAM-0.5',
+            'SAM+Random-0.5',
+            'AUSAM-0.5-EMA',
+            *CHEAP_BASELINES,
+        ],
+        threads=1,
+    ),
     # The first CPU regime (100 epochs), kept for the record: SGD stayed
     # below 99% training-set accuracy.
     'cpu-100e': dict(
