@@ -158,6 +158,28 @@ PRESETS = {
         ],
         threads=1,
     ),
+    # cpu-noaug with 20% of the training labels flipped to another class
+    # (symmetric noise, fixed across cells; held-out labels clean): the
+    # setting where the SAM paper reports its largest gains over SGD.
+    # Training-set accuracy counts the noisy labels the run trains on.
+    'cpu-noise20': dict(
+        config='configs/study/resnet20-w16_sgd_1xb128-50e_cifar10-2k-16px-noaug.py',
+        train_per_class=200,
+        holdout_per_class=500,
+        label_noise=0.2,
+        epochs=50,
+        val_interval=10,
+        seeds=[0, 1, 2, 3, 4],
+        methods=[
+            'SGD',
+            'SAM',
+            'AUSAM-0.5',
+            'SAM+Random-0.5',
+            'AUSAM-0.5-EMA',
+            *CHEAP_BASELINES,
+        ],
+        threads=1,
+    ),
     # The first CPU regime (100 epochs), kept for the record: SGD stayed
     # below 99% training-set accuracy.
     'cpu-100e': dict(
@@ -205,19 +227,26 @@ def cell_name(method: str, seed: int) -> str:
 # ---------------------------------------------------------------- data
 
 
-def prepare_data(train_per_class, holdout_per_class, cache_root=None) -> Path:
+def prepare_data(
+    train_per_class, holdout_per_class, label_noise=0.0, cache_root=None
+) -> Path:
     """CIFAR pickle batches of a fixed split of the shared JPEGs, made once
     in a git-ignored cache: training images in the train batches, the
-    held-out images in ``test_batch``. Returns the folder for data_root."""
+    held-out images in ``test_batch``. ``label_noise`` flips that fraction of
+    the training labels (seed 0, the same in every cell; the held-out labels
+    stay clean) and lists the flipped indices in ``noisy_indices.json``.
+    Returns the folder for data_root."""
     from tasks.classification.data_prep import (
         CIFAR10_CLASSES,
         cifar10_jpg_split,
+        symmetric_label_noise,
         write_cifar_pickles,
     )
 
     train = 'all' if train_per_class is None else train_per_class
+    noise = f'_noise{round(100 * label_noise)}' if label_noise else ''
     root = Path(cache_root or REPO / 'data' / 'study') / (
-        f'cifar10-jpg_train{train}pc_holdout{holdout_per_class}pc_seed0'
+        f'cifar10-jpg_train{train}pc_holdout{holdout_per_class}pc{noise}_seed0'
     )
     marker = root / '.complete'
     if not marker.is_file():
@@ -234,6 +263,14 @@ def prepare_data(train_per_class, holdout_per_class, cache_root=None) -> Path:
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)  # an interrupted attempt
+        if label_noise:
+            ytr, flipped = symmetric_label_noise(
+                ytr, label_noise, len(CIFAR10_CLASSES), seed=0
+            )
+            root.mkdir(parents=True)
+            (root / 'noisy_indices.json').write_text(
+                json.dumps([int(i) for i in flipped])
+            )
         write_cifar_pickles(
             root,
             xtr,
@@ -356,7 +393,9 @@ def run_cell(
     if preset.get('threads'):
         torch.set_num_threads(preset['threads'])
     data_root = prepare_data(
-        preset['train_per_class'], preset['holdout_per_class']
+        preset['train_per_class'],
+        preset['holdout_per_class'],
+        preset.get('label_noise', 0.0),
     )
     work_dir = out / 'work_dirs' / cell_name(method, seed)
     cfg = cell_config(preset, method, seed, data_root, work_dir)
@@ -918,7 +957,11 @@ def main(argv=None):
     ]
     print(f'{len(cells)} cell(s) to run into {out}', flush=True)
     # Prepare the data once, before processes race for it.
-    prepare_data(preset['train_per_class'], preset['holdout_per_class'])
+    prepare_data(
+        preset['train_per_class'],
+        preset['holdout_per_class'],
+        preset.get('label_noise', 0.0),
+    )
     launch(args, args.preset, cells, out)
 
 

@@ -179,6 +179,29 @@ def write_image_folder(
     return root
 
 
+def symmetric_label_noise(
+    labels, fraction: float, num_classes: int, seed: int = 0
+) -> tuple:
+    """Flip ``round(fraction * N)`` labels, chosen uniformly without
+    replacement, each to a uniformly drawn *other* class (symmetric noise as
+    in the SAM paper's noisy-label experiments). Returns ``(noisy_labels,
+    flipped_indices)``; the same seed gives the same flips."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f'label_noise must be in [0, 1), got {fraction}')
+    if num_classes < 2:
+        raise ValueError(f'label noise needs >= 2 classes, got {num_classes}')
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    flipped = np.sort(
+        rng.choice(len(labels), round(fraction * len(labels)), replace=False)
+    )
+    noisy = labels.copy()
+    # An offset in 1..C-1 lands on each other class with equal chance.
+    offsets = rng.integers(1, num_classes, size=len(flipped))
+    noisy[flipped] = (labels[flipped] + offsets) % num_classes
+    return noisy, flipped
+
+
 def cifar10_jpg_split(
     archive: str | os.PathLike,
     train_per_class: Optional[int],
