@@ -258,3 +258,51 @@ def test_jpg_split_is_disjoint_and_holdout_fixed(cifar10_archive):
     assert (big[0].reshape(10, 4, -1)[:, :2] == xtr.reshape(10, 2, -1)).all()
     held = {x.tobytes() for x in xho}
     assert not any(x.tobytes() in held for x in big[0])
+
+
+def test_symmetric_label_noise_flips_exactly_the_fraction():
+    import numpy as np
+
+    from tasks.classification.data_prep import symmetric_label_noise
+
+    labels = np.repeat(np.arange(10), 30)
+    noisy, flipped = symmetric_label_noise(labels, 0.2, 10, seed=0)
+    assert len(flipped) == 60 and len(set(flipped.tolist())) == 60
+    changed = np.nonzero(noisy != labels)[0]
+    assert changed.tolist() == flipped.tolist()  # every flip lands elsewhere
+    assert noisy.min() >= 0 and noisy.max() <= 9
+    again, _ = symmetric_label_noise(labels, 0.2, 10, seed=0)
+    assert (again == noisy).all()
+    # Each other class is equally likely: over many flips of class 0, the
+    # nine targets are near uniform.
+    zeros = np.zeros(90_000, dtype=np.int64)
+    many, _ = symmetric_label_noise(zeros, 0.5, 10, seed=1)
+    counts = np.bincount(many[many != 0], minlength=10)[1:]
+    assert counts.sum() == 45_000 and abs(counts / 5000 - 1).max() < 0.06
+    with pytest.raises(ValueError, match='label_noise'):
+        symmetric_label_noise(labels, 1.0, 10)
+
+
+def test_prepare_data_label_noise_flips_only_training_labels(
+    cifar10_archive, tmp_path, monkeypatch
+):
+    import pickle
+
+    monkeypatch.setenv('AUSAM_DATA_ROOT', str(cifar10_archive.parents[1]))
+
+    def batches(root):
+        folder = root / 'cifar-10-batches-py'
+        train = []
+        for f in sorted(folder.glob('data_batch_*')):
+            train += pickle.loads(f.read_bytes())['labels']
+        test = pickle.loads((folder / 'test_batch').read_bytes())['labels']
+        return train, test
+
+    clean = study.prepare_data(5, 2, cache_root=tmp_path)
+    noisy = study.prepare_data(5, 2, 0.2, cache_root=tmp_path)
+    assert clean != noisy and 'noise20' in noisy.name
+    (ctr, cte), (ntr, nte) = batches(clean), batches(noisy)
+    assert cte == nte  # held-out labels stay clean
+    listed = json.loads((noisy / 'noisy_indices.json').read_text())
+    assert [i for i in range(50) if ctr[i] != ntr[i]] == listed
+    assert len(listed) == 10
