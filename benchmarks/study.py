@@ -234,7 +234,8 @@ def prepare_data(
     in a git-ignored cache: training images in the train batches, the
     held-out images in ``test_batch``. ``label_noise`` flips that fraction of
     the training labels (seed 0, the same in every cell; the held-out labels
-    stay clean) and lists the flipped indices in ``noisy_indices.json``.
+    stay clean) and lists the flipped indices and their true labels in
+    ``noisy_indices.json``.
     Returns the folder for data_root."""
     from tasks.classification.data_prep import (
         CIFAR10_CLASSES,
@@ -264,12 +265,18 @@ def prepare_data(
 
         shutil.rmtree(root, ignore_errors=True)  # an interrupted attempt
         if label_noise:
+            clean_labels = ytr
             ytr, flipped = symmetric_label_noise(
                 ytr, label_noise, len(CIFAR10_CLASSES), seed=0
             )
             root.mkdir(parents=True)
             (root / 'noisy_indices.json').write_text(
-                json.dumps([int(i) for i in flipped])
+                json.dumps(
+                    dict(
+                        indices=[int(i) for i in flipped],
+                        clean_labels=[int(clean_labels[i]) for i in flipped],
+                    )
+                )
             )
         write_cifar_pickles(
             root,
@@ -467,6 +474,8 @@ def run_cell(
         machine=machine(),
         finished=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
     )
+    if preset.get('label_noise'):
+        result['label_noise'] = noisy_label_summary(runner, data_root)
     if preset.get('diagnostics'):
         from ausam_tasks.tools.plot_diagnostics import load_scalars, plot
 
@@ -477,6 +486,69 @@ def run_cell(
     tmp.write_text(json.dumps(result, indent=1) + '\n')
     os.replace(tmp, path)
     return result
+
+
+def noisy_label_summary(runner, data_root) -> dict:
+    """What a run did with its flipped training labels: the share of them it
+    fits (predicts the flipped label) or corrects (predicts the true one),
+    its accuracy on the unflipped images, and, for a wrapper with a score
+    table (AUSAM), where the flipped images sit in that table."""
+    import torch
+
+    noisy = json.loads((Path(data_root) / 'noisy_indices.json').read_text())
+    true_label = dict(zip(noisy['indices'], noisy['clean_labels']))
+    pred, given = {}, {}
+    model = runner.model
+    model.eval()
+    with torch.no_grad():
+        for batch in runner.test_dataloader:  # training images, unaugmented
+            for sample in model.test_step(batch):
+                i = int(sample.sample_idx)
+                pred[i] = int(sample.pred_score.argmax())
+                given[i] = int(sample.gt_label)
+    flipped = [i for i in true_label if i in pred]
+    if len(flipped) != len(true_label) or len(pred) != len(
+        runner.train_dataloader.dataset
+    ):
+        raise RuntimeError(
+            f'{data_root}: the training-set predictions cover {len(pred)} '
+            f'images and {len(flipped)} of {len(true_label)} flipped ones'
+        )
+    clean = [i for i in pred if i not in true_label]
+    out = dict(
+        flipped_images=len(flipped),
+        flipped_fitted_pct=100.0
+        * sum(pred[i] == given[i] for i in flipped)
+        / len(flipped),
+        flipped_corrected_pct=100.0
+        * sum(pred[i] == true_label[i] for i in flipped)
+        / len(flipped),
+        clean_train_top1=100.0
+        * sum(pred[i] == given[i] for i in clean)
+        / len(clean),
+    )
+    core = getattr(runner.optim_wrapper, 'core', None)
+    table = getattr(core, 'table', None)
+    if table is not None and len(table):
+        n = len(pred)
+        scores = table.scores(torch.arange(n)).double().cpu()
+        is_flipped = torch.zeros(n, dtype=torch.bool)
+        is_flipped[flipped] = True
+        top = scores.argsort(descending=True)[: n // 2]
+        # 1 = the highest score; a flipped image's mean rank percentile
+        # near 50 means the table does not tell them apart.
+        pct = torch.empty(n, dtype=torch.float64)
+        pct[scores.argsort(descending=True)] = (
+            torch.arange(n, dtype=torch.float64) + 1
+        ) * (100.0 / n)
+        out.update(
+            flipped_share_of_top_half_pct=100.0
+            * is_flipped[top].double().mean().item(),
+            flipped_mean_rank_pct=pct[is_flipped].mean().item(),
+            flipped_mean_score=scores[is_flipped].mean().item(),
+            clean_mean_score=scores[~is_flipped].mean().item(),
+        )
+    return out
 
 
 # ---------------------------------------------------------------- the matrix
@@ -543,6 +615,8 @@ def overrides(args) -> list:
         out += ['--limit-holdout', str(args.limit_holdout)]
     if args.diagnostics is not None:
         out += ['--diagnostics', str(args.diagnostics)]
+    if args.label_noise is not None:
+        out += ['--label-noise', str(args.label_noise)]
     return out
 
 
@@ -565,6 +639,10 @@ def resolve_preset(args) -> dict:
         if args.diagnostics < 1:
             raise SystemExit('--diagnostics takes an epoch interval >= 1')
         preset['diagnostics'] = args.diagnostics
+    if args.label_noise is not None:
+        if not 0.0 <= args.label_noise < 1.0:
+            raise SystemExit('--label-noise takes a fraction in [0, 1)')
+        preset['label_noise'] = args.label_noise
     if args.methods:
         preset['methods'] = args.methods
     if args.seeds:
@@ -932,6 +1010,13 @@ def main(argv=None):
         help='add SelectionDiagnosticsHook every EPOCHS epochs; cells go to '
         'benchmarks/results/study/<preset>-diagnostics (wall times are not '
         "comparable with the preset's)",
+    )
+    p.add_argument(
+        '--label-noise',
+        type=float,
+        metavar='FRACTION',
+        help="override the preset's share of flipped training labels "
+        '(0 = clean; smoke runs)',
     )
     p.add_argument('--report', action='store_true')
     p.add_argument(

@@ -304,5 +304,55 @@ def test_prepare_data_label_noise_flips_only_training_labels(
     (ctr, cte), (ntr, nte) = batches(clean), batches(noisy)
     assert cte == nte  # held-out labels stay clean
     listed = json.loads((noisy / 'noisy_indices.json').read_text())
-    assert [i for i in range(50) if ctr[i] != ntr[i]] == listed
-    assert len(listed) == 10
+    assert [i for i in range(50) if ctr[i] != ntr[i]] == listed['indices']
+    assert listed['clean_labels'] == [ctr[i] for i in listed['indices']]
+    assert len(listed['indices']) == 10
+
+
+def test_noisy_cell_reports_what_it_did_with_the_flipped_labels(
+    tmp_path, cifar10_archive
+):
+    out = tmp_path / 'cells'
+    study.main(
+        ['--preset', 'tiny', '--methods', 'AUSAM-0.5', 'SGD']
+        + ['--label-noise', '0.25', '--out', str(out)]
+    )
+    for method in ('AUSAM-0.5', 'SGD'):
+        c = json.loads((out / f'{method}_seed0.json').read_text())
+        noise = c['label_noise']
+        assert c['preset_settings']['label_noise'] == 0.25
+        assert noise['flipped_images'] == 10
+        # The evaluator's training-set accuracy (noisy labels) is the
+        # weighted mix of the two parts the summary counted itself.
+        mix = 30 * noise['clean_train_top1'] + 10 * noise['flipped_fitted_pct']
+        assert c['train_top1'] == pytest.approx(mix / 40)
+        assert (
+            noise['flipped_fitted_pct'] + noise['flipped_corrected_pct'] <= 100
+        )
+        has_table = 'flipped_mean_rank_pct' in noise
+        assert has_table == (method == 'AUSAM-0.5')
+    # The table part against the score table in the cell's last checkpoint
+    # (the mean average keeps sums and counts).
+    import torch
+
+    ausam = json.loads((out / 'AUSAM-0.5_seed0.json').read_text())
+    work = out / 'work_dirs' / 'AUSAM-0.5_seed0'
+    ckpt = torch.load(
+        (work / 'last_checkpoint').read_text().strip(), weights_only=False
+    )
+    table = ckpt['optimizer']['sharpness_aware']['scores']
+    adlp = (table['value'] / table['count']).tolist()
+    cache = study.prepare_data(4, 2, 0.25)  # the cells' cache, made above
+    flipped = set(
+        json.loads((cache / 'noisy_indices.json').read_text())['indices']
+    )
+    order = sorted(range(40), key=lambda i: -adlp[i])
+    rank_pct = [100 * (order.index(i) + 1) / 40 for i in sorted(flipped)]
+    noise = ausam['label_noise']
+    assert noise['flipped_mean_rank_pct'] == pytest.approx(sum(rank_pct) / 10)
+    top = set(order[:20])
+    assert noise['flipped_share_of_top_half_pct'] == pytest.approx(
+        100 * len(top & flipped) / 20
+    )
+    with pytest.raises(SystemExit, match='--label-noise'):
+        study.main(['--preset', 'tiny', '--label-noise', '1.5'])
