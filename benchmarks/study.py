@@ -780,6 +780,51 @@ def comparisons(cells: list) -> list:
     return lines
 
 
+NOISE_COLUMNS = [
+    ('flipped_fitted_pct', 'flipped labels fitted (%)'),
+    ('flipped_corrected_pct', 'flipped images given their true label (%)'),
+    ('clean_train_top1', 'unflipped training images (%)'),
+    (
+        'flipped_share_of_top_half_pct',
+        "flipped share of the table's top half (%)",
+    ),
+    ('flipped_mean_rank_pct', "flipped images' mean score rank (%)"),
+]
+
+
+def noise_table(cells: list, methods: list) -> list:
+    """Means over seeds of each cell's ``label_noise`` summary (cells of a
+    preset with flipped training labels)."""
+    noisy = [c for c in cells if c.get('label_noise')]
+    if not noisy:
+        return []
+    share = noisy[0]['preset_settings'].get('label_noise', 0.0)
+    lines = [
+        '## The flipped labels',
+        '',
+        f'{100 * share:.0f}% of the training labels were flipped to another '
+        'class (the same images in every cell). After training, each run '
+        'predicts the unaugmented training images; for a method with a score '
+        'table (AUSAM) the last two columns place the flipped images in it '
+        '(rank 1% = the highest scores; a table blind to them gives a '
+        f'{100 * share:.0f}% share and a mean rank near 50%). Means over the '
+        'seeds that recorded the summary.',
+        '',
+        '| method | seeds | ' + ' | '.join(t for _, t in NOISE_COLUMNS) + ' |',
+        '| --- | ---: |' + ' ---: |' * len(NOISE_COLUMNS),
+    ]
+    for m in methods:
+        got = [c['label_noise'] for c in noisy if c['method'] == m]
+        if not got:
+            continue
+        vals = []
+        for key, _ in NOISE_COLUMNS:
+            xs = [g[key] for g in got if key in g]
+            vals.append(f'{statistics.mean(xs):.1f}' if xs else '')
+        lines.append(f'| {m} | {len(got)} | ' + ' | '.join(vals) + ' |')
+    return lines + ['']
+
+
 DIAGNOSTICS = [
     ('grad_norm_mean', 'mean ‖∇l_i‖'),
     ('dlp_spearman', 'DLP vs ‖∇l_i‖ (Spearman)'),
@@ -904,6 +949,7 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
     lines += ['', '## Paired comparisons', '']
     lines += comparisons(cells)
     lines += ['', f'![accuracy against wall time]({preset_name}.png)', '']
+    lines += noise_table(cells, [r['method'] for r in rows])
     lines += diagnostics_tables(cells)
     text = '\n'.join(lines)
     docs.mkdir(parents=True, exist_ok=True)

@@ -354,5 +354,31 @@ def test_noisy_cell_reports_what_it_did_with_the_flipped_labels(
     assert noise['flipped_share_of_top_half_pct'] == pytest.approx(
         100 * len(top & flipped) / 20
     )
+    # The report's table of the flipped labels holds the cells' values.
+    docs = tmp_path / 'docs'
+    study.main(
+        [
+            '--preset',
+            'tiny',
+            '--out',
+            str(out),
+            '--report',
+            '--docs',
+            str(docs),
+        ]
+    )
+    rows = {
+        r[0]: r
+        for r in table_rows(
+            (docs / 'tiny.md').read_text(), '| method | seeds | flipped'
+        )
+    }
+    assert set(rows) == {'SGD', 'AUSAM-0.5'}
+    keys = [k for k, _ in study.NOISE_COLUMNS]
+    for i, key in enumerate(keys):
+        assert float(rows['AUSAM-0.5'][2 + i]) == pytest.approx(
+            noise[key], abs=0.05
+        )
+    assert rows['SGD'][2 + keys.index('flipped_mean_rank_pct')] == ''
     with pytest.raises(SystemExit, match='--label-noise'):
         study.main(['--preset', 'tiny', '--label-noise', '1.5'])
