@@ -227,6 +227,16 @@ def cell_name(method: str, seed: int) -> str:
 # ---------------------------------------------------------------- data
 
 
+def _noise_list_ok(root: Path) -> bool:
+    """A cache's flip list in the current format (older code wrote a bare
+    list of indices; such a cache is rebuilt)."""
+    try:
+        noisy = json.loads((root / 'noisy_indices.json').read_text())
+        return len(noisy['indices']) == len(noisy['clean_labels'])
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+
+
 def prepare_data(
     train_per_class, holdout_per_class, label_noise=0.0, cache_root=None
 ) -> Path:
@@ -245,12 +255,12 @@ def prepare_data(
     )
 
     train = 'all' if train_per_class is None else train_per_class
-    noise = f'_noise{round(100 * label_noise)}' if label_noise else ''
+    noise = f'_noise{100 * label_noise:g}' if label_noise else ''
     root = Path(cache_root or REPO / 'data' / 'study') / (
         f'cifar10-jpg_train{train}pc_holdout{holdout_per_class}pc{noise}_seed0'
     )
     marker = root / '.complete'
-    if not marker.is_file():
+    if not marker.is_file() or (label_noise and not _noise_list_ok(root)):
         archive = cifar10_jpg_archive()
         if not archive.is_file():
             raise SystemExit(
@@ -492,7 +502,9 @@ def noisy_label_summary(runner, data_root) -> dict:
     """What a run did with its flipped training labels: the share of them it
     fits (predicts the flipped label) or corrects (predicts the true one),
     its accuracy on the unflipped images, and, for a wrapper with a score
-    table (AUSAM), where the flipped images sit in that table."""
+    table (AUSAM; SAM+Random keeps one too, unused by its uniform draws),
+    where the scored flipped images sit in that table."""
+    import numpy as np
     import torch
 
     noisy = json.loads((Path(data_root) / 'noisy_indices.json').read_text())
@@ -511,8 +523,12 @@ def noisy_label_summary(runner, data_root) -> dict:
         runner.train_dataloader.dataset
     ):
         raise RuntimeError(
-            f'{data_root}: the training-set predictions cover {len(pred)} '
-            f'images and {len(flipped)} of {len(true_label)} flipped ones'
+            f'{data_root}: the training-set predictions cover {len(pred)} of '
+            f'{len(runner.train_dataloader.dataset)} images and '
+            f'{len(flipped)} of the {len(true_label)} flipped ones listed in '
+            'noisy_indices.json; the cache may come from another split '
+            '(delete the folder to rebuild it) or the test loader may not '
+            'cover the whole training set'
         )
     clean = [i for i in pred if i not in true_label]
     out = dict(
@@ -530,23 +546,26 @@ def noisy_label_summary(runner, data_root) -> dict:
     core = getattr(runner.optim_wrapper, 'core', None)
     table = getattr(core, 'table', None)
     if table is not None and len(table):
+        from scipy.stats import rankdata
+
         n = len(pred)
-        scores = table.scores(torch.arange(n)).double().cpu()
-        is_flipped = torch.zeros(n, dtype=torch.bool)
+        scores = table.scores(torch.arange(n)).double().numpy()
+        scored = np.isfinite(scores)  # NaN: never scored
+        is_flipped = np.zeros(n, dtype=bool)
         is_flipped[flipped] = True
-        top = scores.argsort(descending=True)[: n // 2]
-        # 1 = the highest score; a flipped image's mean rank percentile
-        # near 50 means the table does not tell them apart.
-        pct = torch.empty(n, dtype=torch.float64)
-        pct[scores.argsort(descending=True)] = (
-            torch.arange(n, dtype=torch.float64) + 1
-        ) * (100.0 / n)
+        s, f = scores[scored], is_flipped[scored]
+        # Rank 1 = the highest score, ties share their mean rank; a mean
+        # rank percentile near 50 means the table does not tell the flipped
+        # images apart.
+        rank = rankdata(-s, method='average')
+        pct = 100.0 * rank / len(s)
+        top = rank <= len(s) / 2
         out.update(
-            flipped_share_of_top_half_pct=100.0
-            * is_flipped[top].double().mean().item(),
-            flipped_mean_rank_pct=pct[is_flipped].mean().item(),
-            flipped_mean_score=scores[is_flipped].mean().item(),
-            clean_mean_score=scores[~is_flipped].mean().item(),
+            scored_pct=100.0 * scored.mean(),
+            flipped_share_of_top_half_pct=100.0 * f[top].mean(),
+            flipped_mean_rank_pct=float(pct[f].mean()),
+            flipped_mean_score=float(s[f].mean()),
+            clean_mean_score=float(s[~f].mean()),
         )
     return out
 
@@ -805,7 +824,9 @@ def noise_table(cells: list, methods: list) -> list:
         f'{100 * share:.0f}% of the training labels were flipped to another '
         'class (the same images in every cell). After training, each run '
         'predicts the unaugmented training images; for a method with a score '
-        'table (AUSAM) the last two columns place the flipped images in it '
+        'table (AUSAM; SAM+Random keeps one too, but its draws are uniform, '
+        'so its columns show what the scores say without driving the '
+        'selection) the last two columns place the flipped images in it '
         '(rank 1% = the highest scores; a table blind to them gives a '
         f'{100 * share:.0f}% share and a mean rank near 50%). Means over the '
         'seeds that recorded the summary.',
@@ -901,9 +922,10 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
         f'held-out images; {first["epochs"]} epochs.',
         f'- Machine: {first["machine"].get("gpu") or first["machine"]["cpu"]}'
         f' ({first["machine"]["cpus_visible"]} CPUs, cells pinned to '
-        f'{first["machine"]["cpu_affinity"]}), torch {first["torch"]}, '
+        f'{tally(str(c["machine"]["cpu_affinity"]) for c in cells)}), '
+        f'torch {first["torch"]}, '
         f'{first["machine"]["torch_threads"]} torch thread(s); '
-        f'commits {commits(cells)}.',
+        f'commits {tally(c["git_commit"][:12] for c in cells)}.',
         '- Held-out top-1 is the final evaluation; Δ SAM is the mean paired '
         'difference to SAM over the seeds both ran, ± the half-width of its '
         '95% t-interval (SE: its standard error). Wall time is training only '
@@ -958,12 +980,13 @@ def report(preset_name: str, preset: dict, out: Path, docs: Path) -> str:
     return text
 
 
-def commits(cells: list) -> str:
-    """The code commits the cells ran, with how many cells each."""
+def tally(values) -> str:
+    """Each distinct value with how many cells had it, e.g. the commits or
+    the CPU sets the cells ran on."""
     count = {}
-    for c in cells:
-        count[c['git_commit'][:12]] = count.get(c['git_commit'][:12], 0) + 1
-    return ', '.join(f'{k} ({v} cells)' for k, v in count.items())
+    for v in values:
+        count[v] = count.get(v, 0) + 1
+    return ', '.join(f'{k} ({n} cells)' for k, n in count.items())
 
 
 def rel(p: Path) -> str:
@@ -1071,6 +1094,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     preset = resolve_preset(args)
     folder = args.preset + ('-diagnostics' if args.diagnostics else '')
+    if args.label_noise is not None:  # not the preset's cells
+        folder += f'-noise{100 * args.label_noise:g}'
     out = args.out or REPO / 'benchmarks' / 'results' / 'study' / folder
     out.mkdir(parents=True, exist_ok=True)
     if args.cell:

@@ -191,10 +191,14 @@ def symmetric_label_noise(
     if num_classes < 2:
         raise ValueError(f'label noise needs >= 2 classes, got {num_classes}')
     labels = np.asarray(labels, dtype=np.int64)
+    count = round(fraction * len(labels))
+    if fraction and not count:
+        raise ValueError(
+            f'label_noise {fraction} flips no label of {len(labels)}; '
+            'use 0 for clean labels or a larger fraction'
+        )
     rng = np.random.default_rng(seed)
-    flipped = np.sort(
-        rng.choice(len(labels), round(fraction * len(labels)), replace=False)
-    )
+    flipped = np.sort(rng.choice(len(labels), count, replace=False))
     noisy = labels.copy()
     # An offset in 1..C-1 lands on each other class with equal chance.
     offsets = rng.integers(1, num_classes, size=len(flipped))

@@ -281,6 +281,8 @@ def test_symmetric_label_noise_flips_exactly_the_fraction():
     assert counts.sum() == 45_000 and abs(counts / 5000 - 1).max() < 0.06
     with pytest.raises(ValueError, match='label_noise'):
         symmetric_label_noise(labels, 1.0, 10)
+    with pytest.raises(ValueError, match='flips no label'):
+        symmetric_label_noise(labels, 0.001, 10)
 
 
 def test_prepare_data_label_noise_flips_only_training_labels(
@@ -307,18 +309,32 @@ def test_prepare_data_label_noise_flips_only_training_labels(
     assert [i for i in range(50) if ctr[i] != ntr[i]] == listed['indices']
     assert listed['clean_labels'] == [ctr[i] for i in listed['indices']]
     assert len(listed['indices']) == 10
+    # A cache whose flip list has an older format is rebuilt, not reused.
+    (noisy / 'noisy_indices.json').write_text(json.dumps(listed['indices']))
+    assert study.prepare_data(5, 2, 0.2, cache_root=tmp_path) == noisy
+    assert json.loads((noisy / 'noisy_indices.json').read_text()) == listed
 
 
 def test_noisy_cell_reports_what_it_did_with_the_flipped_labels(
-    tmp_path, cifar10_archive
+    tmp_path, cifar10_archive, monkeypatch
 ):
+    import torch
+
+    methods = ['AUSAM-0.5', 'SAM+Random-0.5', 'SGD']
     out = tmp_path / 'cells'
     study.main(
-        ['--preset', 'tiny', '--methods', 'AUSAM-0.5', 'SGD']
+        ['--preset', 'tiny', '--methods', *methods]
         + ['--label-noise', '0.25', '--out', str(out)]
     )
-    for method in ('AUSAM-0.5', 'SGD'):
-        c = json.loads((out / f'{method}_seed0.json').read_text())
+    cache = study.prepare_data(4, 2, 0.25)  # the cells' cache, made above
+    flipped = set(
+        json.loads((cache / 'noisy_indices.json').read_text())['indices']
+    )
+    cells = {}
+    for method in methods:
+        c = cells[method] = json.loads(
+            (out / f'{method}_seed0.json').read_text()
+        )
         noise = c['label_noise']
         assert c['preset_settings']['label_noise'] == 0.25
         assert noise['flipped_images'] == 10
@@ -326,46 +342,49 @@ def test_noisy_cell_reports_what_it_did_with_the_flipped_labels(
         # weighted mix of the two parts the summary counted itself.
         mix = 30 * noise['clean_train_top1'] + 10 * noise['flipped_fitted_pct']
         assert c['train_top1'] == pytest.approx(mix / 40)
-        assert (
-            noise['flipped_fitted_pct'] + noise['flipped_corrected_pct'] <= 100
+        if method == 'SGD':
+            assert 'flipped_mean_rank_pct' not in noise
+            continue
+        # The table part against the score table in the cell's last
+        # checkpoint (the mean average keeps sums and counts), ranked here
+        # by hand: never-scored images left out, ties at their mean rank.
+        work = out / 'work_dirs' / f'{method}_seed0'
+        ckpt = torch.load(
+            (work / 'last_checkpoint').read_text().strip(), weights_only=False
         )
-        has_table = 'flipped_mean_rank_pct' in noise
-        assert has_table == (method == 'AUSAM-0.5')
-    # The table part against the score table in the cell's last checkpoint
-    # (the mean average keeps sums and counts).
-    import torch
-
-    ausam = json.loads((out / 'AUSAM-0.5_seed0.json').read_text())
-    work = out / 'work_dirs' / 'AUSAM-0.5_seed0'
-    ckpt = torch.load(
-        (work / 'last_checkpoint').read_text().strip(), weights_only=False
-    )
-    table = ckpt['optimizer']['sharpness_aware']['scores']
-    adlp = (table['value'] / table['count']).tolist()
-    cache = study.prepare_data(4, 2, 0.25)  # the cells' cache, made above
-    flipped = set(
-        json.loads((cache / 'noisy_indices.json').read_text())['indices']
-    )
-    order = sorted(range(40), key=lambda i: -adlp[i])
-    rank_pct = [100 * (order.index(i) + 1) / 40 for i in sorted(flipped)]
-    noise = ausam['label_noise']
-    assert noise['flipped_mean_rank_pct'] == pytest.approx(sum(rank_pct) / 10)
-    top = set(order[:20])
-    assert noise['flipped_share_of_top_half_pct'] == pytest.approx(
-        100 * len(top & flipped) / 20
-    )
+        table = ckpt['optimizer']['sharpness_aware']['scores']
+        adlp = {
+            i: v / n
+            for i, (v, n) in enumerate(
+                zip(table['value'].tolist(), table['count'].tolist())
+            )
+            if n
+        }
+        m = len(adlp)
+        rank = {
+            i: 1
+            + sum(w > v for w in adlp.values())
+            + (sum(w == v for w in adlp.values()) - 1) / 2
+            for i, v in adlp.items()
+        }
+        ours = [i for i in adlp if i in flipped]
+        assert noise['scored_pct'] == pytest.approx(100 * m / 40)
+        assert noise['flipped_mean_rank_pct'] == pytest.approx(
+            sum(100 * rank[i] / m for i in ours) / len(ours)
+        )
+        top = {i for i in adlp if rank[i] <= m / 2}
+        assert noise['flipped_share_of_top_half_pct'] == pytest.approx(
+            100 * len(top & flipped) / len(top)
+        )
+    # The uniform draws leave images unscored in two epochs without a
+    # scoring epoch; AUSAM's scoring epoch scores them all.
+    assert cells['AUSAM-0.5']['label_noise']['scored_pct'] == 100
+    assert cells['SAM+Random-0.5']['label_noise']['scored_pct'] < 100
     # The report's table of the flipped labels holds the cells' values.
     docs = tmp_path / 'docs'
     study.main(
-        [
-            '--preset',
-            'tiny',
-            '--out',
-            str(out),
-            '--report',
-            '--docs',
-            str(docs),
-        ]
+        ['--preset', 'tiny', '--methods', *methods, '--out', str(out)]
+        + ['--report', '--docs', str(docs)]
     )
     rows = {
         r[0]: r
@@ -373,12 +392,17 @@ def test_noisy_cell_reports_what_it_did_with_the_flipped_labels(
             (docs / 'tiny.md').read_text(), '| method | seeds | flipped'
         )
     }
-    assert set(rows) == {'SGD', 'AUSAM-0.5'}
+    assert set(rows) == set(methods)
     keys = [k for k, _ in study.NOISE_COLUMNS]
+    noise = cells['AUSAM-0.5']['label_noise']
     for i, key in enumerate(keys):
         assert float(rows['AUSAM-0.5'][2 + i]) == pytest.approx(
             noise[key], abs=0.05
         )
     assert rows['SGD'][2 + keys.index('flipped_mean_rank_pct')] == ''
+    # An override's cells have their own folder, not the preset's.
+    monkeypatch.setattr(study, 'REPO', tmp_path)
+    with pytest.raises(SystemExit, match='study/tiny-noise25'):
+        study.main(['--preset', 'tiny', '--label-noise', '0.25', '--report'])
     with pytest.raises(SystemExit, match='--label-noise'):
         study.main(['--preset', 'tiny', '--label-noise', '1.5'])
