@@ -109,57 +109,46 @@ CHEAP_BASELINES = [
     'K-SAM-0.5',
 ]
 
+# The full matrix of the CPU presets.
+STUDY_METHODS = [
+    'SGD',
+    'SAM',
+    'AUSAM-0.5',
+    'SAM+Random-0.5',
+    'AUSAM-0.5-EMA',
+    *CHEAP_BASELINES,
+]
+# What the CPU presets share: ResNet-20 (width 16, in their configs), 2,000
+# CIFAR-10 training JPEGs at 16x16 and 5,000 held out, one torch thread.
+CPU_SPLIT = dict(
+    train_per_class=200,
+    holdout_per_class=500,
+    val_interval=10,
+    seeds=[0, 1, 2, 3, 4],
+    threads=1,
+)
+CPU_150E = 'configs/study/resnet20-w16_sgd_1xb128-150e_cifar10-2k-16px.py'
+CPU_NOAUG = (
+    'configs/study/resnet20-w16_sgd_1xb128-50e_cifar10-2k-16px-noaug.py'
+)
+
 PRESETS = {
-    # ResNet-20 (width 16), 2,000 CIFAR-10 training JPEGs at 16x16, 5,000
-    # held out, 150 epochs: about 2 h on one core for the whole matrix.
-    'cpu': dict(
-        config='configs/study/resnet20-w16_sgd_1xb128-150e_cifar10-2k-16px.py',
-        train_per_class=200,
-        holdout_per_class=500,
-        epochs=150,
-        val_interval=10,
-        seeds=[0, 1, 2, 3, 4],
-        methods=[
-            'SGD',
-            'SAM',
-            'AUSAM-0.5',
-            'SAM+Random-0.5',
-            'AUSAM-0.5-EMA',
-            *CHEAP_BASELINES,
-        ],
-        threads=1,
-    ),
+    # Pad-crop-flip, 150 epochs: about 2 h on one core for the whole matrix.
+    'cpu': dict(CPU_SPLIT, config=CPU_150E, epochs=150, methods=STUDY_METHODS),
     # The cpu regime with SAM at rho 0.1 and 0.2, three seeds: does a larger
     # radius make SAM beat SGD there (the study's second condition)?
     'cpu-probe': dict(
-        config='configs/study/resnet20-w16_sgd_1xb128-150e_cifar10-2k-16px.py',
-        train_per_class=200,
-        holdout_per_class=500,
+        CPU_SPLIT,
+        config=CPU_150E,
         epochs=150,
-        val_interval=10,
         seeds=[0, 1, 2],
         methods=['SGD', 'SAM-rho0.1', 'SAM-rho0.2'],
-        threads=1,
     ),
     # The cpu regime without data augmentation, 50 epochs: SGD fits its
     # training set, but SAM - SGD = +1.05 (SE 0.86) misses the study's
     # second condition (SGD and SAM were run, 5 seeds).
     'cpu-noaug': dict(
-        config='configs/study/resnet20-w16_sgd_1xb128-50e_cifar10-2k-16px-noaug.py',
-        train_per_class=200,
-        holdout_per_class=500,
-        epochs=50,
-        val_interval=10,
-        seeds=[0, 1, 2, 3, 4],
-        methods=[
-            'SGD',
-            'SAM',
-            'AUSAM-0.5',
-            'SAM+Random-0.5',
-            'AUSAM-0.5-EMA',
-            *CHEAP_BASELINES,
-        ],
-        threads=1,
+        CPU_SPLIT, config=CPU_NOAUG, epochs=50, methods=STUDY_METHODS
     ),
     # The CPU study (docs/benchmarks.md): cpu-noaug with 20% of the training
     # labels flipped to another class (symmetric noise, fixed across cells;
@@ -168,34 +157,19 @@ PRESETS = {
     # > 2 SE (+1.24, SE 0.47). Training-set accuracy counts the noisy labels
     # the run trains on. About 32 min for the matrix with --cpus 0,1.
     'cpu-noise20': dict(
-        config='configs/study/resnet20-w16_sgd_1xb128-50e_cifar10-2k-16px-noaug.py',
-        train_per_class=200,
-        holdout_per_class=500,
+        CPU_SPLIT,
+        config=CPU_NOAUG,
         label_noise=0.2,
         epochs=50,
-        val_interval=10,
-        seeds=[0, 1, 2, 3, 4],
-        methods=[
-            'SGD',
-            'SAM',
-            'AUSAM-0.5',
-            'SAM+Random-0.5',
-            'AUSAM-0.5-EMA',
-            *CHEAP_BASELINES,
-        ],
-        threads=1,
+        methods=STUDY_METHODS,
     ),
     # The first CPU regime (100 epochs), kept for the record: SGD stayed
     # below 99% training-set accuracy.
     'cpu-100e': dict(
+        CPU_SPLIT,
         config='configs/study/resnet20-w16_sgd_1xb128-100e_cifar10-2k-16px.py',
-        train_per_class=200,
-        holdout_per_class=500,
         epochs=100,
-        val_interval=10,
-        seeds=[0, 1, 2, 3, 4],
-        methods=['SGD', 'SAM', 'AUSAM-0.5', 'SAM+Random-0.5', 'AUSAM-0.5-EMA'],
-        threads=1,
+        methods=STUDY_METHODS[:5],
     ),
     # The paper's Table 2 ResNet-18 CIFAR-10 row (200 epochs, batch 128,
     # Cutout), on 45,000 training JPEGs; 5,000 held out replace the official
