@@ -155,7 +155,7 @@ PRESETS = {
     # held-out labels clean), the setting where the SAM paper reports its
     # largest gains over SGD. The one regime tried where SAM beats SGD by
     # > 2 SE (+1.24, SE 0.47). Training-set accuracy counts the noisy labels
-    # the run trains on. About 32 min for the matrix with --cpus 0,1.
+    # the run trains on. About 31 min for the matrix with --cpus 0,1.
     'cpu-noise20': dict(
         CPU_SPLIT,
         config=CPU_NOAUG,
