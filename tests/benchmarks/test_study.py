@@ -195,6 +195,20 @@ def test_tiny_study_end_to_end(tmp_path, capsys, cifar10_archive):
         assert float(seeds[method][3]) == pytest.approx(
             c['train_top1'], abs=0.005
         )
+    assert f'`benchmarks/study.py {" ".join(args)} --report --docs' in md
+
+    # A cell of a seed outside the preset's stays out of its report, and
+    # --seeds reports it under its own name.
+    extra = json.loads(cells['SGD'].read_text())
+    extra.update(seed=3, holdout_top1=extra['holdout_top1'] + 10)
+    (out / 'SGD_seed3.json').write_text(json.dumps(extra))
+    study.main(args + ['--report', '--docs', str(docs)])
+    assert (docs / 'tiny.md').read_text() == md
+    study.main(args + ['--seeds', '0', '3', '--report', '--docs', str(docs)])
+    md3 = (docs / 'tiny-seeds0-3.md').read_text()
+    seeds3 = [(r[0], r[1]) for r in table_rows(md3, '| method | seed |')]
+    assert seeds3 == [('SGD', '0'), ('SGD', '3'), ('AUSAM-0.5', '0')]
+    assert '(seeds 0, 3)' in md3
 
 
 def test_diagnostics_cell_records_the_hook_scalars(tmp_path, cifar10_archive):
