@@ -4,9 +4,10 @@ GPU check's report of it."""
 
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
+
+from tests.benchmarks.gpu_report_run import gpu_report
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'benchmarks'))  # fastpath.py imports common
@@ -64,21 +65,9 @@ def test_smoke_run_resume_and_report(tmp_path, monkeypatch):
     )
     (runs / 'nosync.txt').write_text('PASS ausam-cpu\n')
     (runs / 'cudagraphs.txt').write_text('2 skipped in 0.5s\n')
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / 'benchmarks' / 'gpu_report.py'),
-            str(runs),
-            str(tmp_path / 'out'),
-            '--budget',
-            '420',
-            '--elapsed',
-            '50',
-        ],
-        check=True,
-        capture_output=True,
+    md = gpu_report(
+        runs, tmp_path / 'out', '--budget', '420', '--elapsed', '50'
     )
-    md = (tmp_path / 'out' / 'gpu_check.md').read_text()
     assert '### Fast path: configs/classification/resnet18_ausam' in md
     assert '| 2/2 |' in md and '2 skipped in 0.5s' in md
     assert 'PASS ausam-cpu' in md and 'Extrapolated' not in md
@@ -134,17 +123,7 @@ def test_stop_after_keeps_the_schedule_and_extrapolates(tmp_path, monkeypatch):
     e = run['epoch_s']
     assert run['extrapolated_s'] == e[0] + e[2] * 4 + val_s
     (runs / 'status.tsv').write_text('fastpath\t0\t30\n')
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / 'benchmarks' / 'gpu_report.py'),
-            str(runs),
-            str(tmp_path / 'out'),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    md = (tmp_path / 'out' / 'gpu_check.md').read_text()
+    md = gpu_report(runs, tmp_path / 'out')
     assert 'stopped after 3 of 5 epochs' in md and '| 3/5 |' in md
     assert 'Extrapolated, not measured:** all 5 epochs' in md
 

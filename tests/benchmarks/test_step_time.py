@@ -4,11 +4,12 @@ the GPU check's report reads such a partial run."""
 
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmarks.gpu_report_run import gpu_report
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'benchmarks'))  # step_time imports timing
@@ -92,17 +93,7 @@ def test_a_run_cut_short_leaves_what_it_timed(tmp_path, monkeypatch):
     assert sorted(batch['warmup_s']) == ['AUSAM-0.5', 'SAM', 'SGD']
 
     (runs / 'status.tsv').write_text('resnet20-w8-bf16-cl-compile\t124\t9\n')
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / 'benchmarks' / 'gpu_report.py'),
-            str(runs),
-            str(tmp_path / 'out'),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    md = (tmp_path / 'out' / 'gpu_check.md').read_text()
+    md = gpu_report(runs, tmp_path / 'out')
     assert 'Cut short by the time limit' in md
     assert '| SGD |' in md and '| AUSAM-0.5 |' not in md
 
