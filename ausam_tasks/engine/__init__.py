@@ -18,7 +18,11 @@ from .methods.msam import MSAMOptimWrapper
 from .methods.rst import RSTOptimWrapper
 from .methods.saf import SAFOptimWrapper
 from .model import SAMDistributedDataParallel, SAMTrainStepMixin
-from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
+from .optim_wrapper import (
+    AUSAMOptimWrapper,
+    AutocastOptimWrapper,
+    SAMOptimWrapper,
+)
 from .protocol import (
     PROTOCOL,
     LossClosure,
@@ -30,6 +34,7 @@ from .protocol import (
 
 __all__ = [
     'AUSAMOptimWrapper',
+    'AutocastOptimWrapper',
     'ESAMOptimWrapper',
     'CheckpointCheckHook',
     'KSAMOptimWrapper',

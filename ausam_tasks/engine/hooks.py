@@ -227,6 +227,19 @@ class RandomStreamsHook(Hook):
         self._seed = int(runner.seed) if runner.seed is not None else 0
         self._rank = get_rank()
         loader = runner.train_dataloader
+        sampler = getattr(loader, 'sampler', None)
+        own = (runner.cfg.get('train_dataloader') or {}).get('sampler') or {}
+        if (
+            runner.seed is not None
+            and 'seed' not in own
+            and not (runner.cfg.get('randomness') or {}).get('diff_rank_seed')
+            and getattr(sampler, 'seed', None) not in (None, runner.seed)
+        ):
+            # Under randomness.seed=None the sampler got the fresh run's
+            # seed when it was built; a resume then restores the
+            # checkpoint's seed into the Runner only. Shuffle as the
+            # checkpointed run did.
+            sampler.seed = runner.seed
         if getattr(loader, 'num_workers', 0) > 0:
             loader.worker_init_fn = None
 

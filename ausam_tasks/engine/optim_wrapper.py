@@ -10,6 +10,7 @@ closure) is ``protocol.py``.
 import contextlib
 import difflib
 import inspect
+import math
 import warnings
 from typing import Dict, List, Optional
 
@@ -70,6 +71,7 @@ class SAMOptimWrapper(OptimWrapper):
         self.cast_dtype = (
             None if dtype in (None, 'float32') else getattr(torch, dtype)
         )
+        _check_loss_scale(loss_scale)
         self.loss_scale = loss_scale
         self.loss_scaler = None  # made on first use, on the model's device
         self._scaler_state = None
@@ -119,20 +121,13 @@ class SAMOptimWrapper(OptimWrapper):
             ls = self.loss_scale
             if ls == 'dynamic':
                 scaler = torch.amp.GradScaler(device)
-            elif isinstance(ls, (int, float)):
-                scaler = torch.amp.GradScaler(
-                    device,
-                    init_scale=float(ls),
-                    growth_factor=1.0,
-                    backoff_factor=1.0,
-                )
             elif isinstance(ls, dict):
                 scaler = torch.amp.GradScaler(device, **ls)
             else:
-                raise ValueError(
-                    "loss_scale must be 'dynamic', a number or "
-                    f'a dict of GradScaler arguments, got {ls!r}'
-                )
+                # A fixed scale, as mmengine's AmpOptimWrapper: overflowing
+                # steps are still skipped, and step() sets the scale back
+                # (torch refuses growth_factor=1 for a constant scaler).
+                scaler = torch.amp.GradScaler(device, init_scale=float(ls))
             if self._scaler_state is not None:
                 scaler.load_state_dict(self._scaler_state)
             self.loss_scaler = scaler
@@ -148,7 +143,8 @@ class SAMOptimWrapper(OptimWrapper):
             self.loss_scaler.unscale_(self.optimizer)
             self._clip_grad()
         self.loss_scaler.step(self.optimizer, **kwargs)
-        self.loss_scaler.update()
+        fixed = not isinstance(self.loss_scale, (str, dict))
+        self.loss_scaler.update(float(self.loss_scale) if fixed else None)
 
     def update_params_with_closure(
         self, closure, sample_idx, model: nn.Module
@@ -407,17 +403,23 @@ class AUSAMOptimWrapper(SAMOptimWrapper):
         return self.core.table.counts(sample_idx)
 
 
-def _check_keys(cls, kwargs: dict) -> None:
-    """Report a misspelt setting against the SAM-family wrapper that got it
-    (it would reach OptimWrapper.__init__ otherwise)."""
-    valid = set()
-    for klass in (*cls.__mro__,):
+def init_keys(cls) -> set:
+    """The keyword settings ``cls(optimizer, ...)`` accepts, along its
+    MRO."""
+    keys = set()
+    for klass in cls.__mro__:
         if klass is object or '__init__' not in vars(klass):
             continue
         for name, par in inspect.signature(klass.__init__).parameters.items():
             if par.kind not in (par.VAR_KEYWORD, par.VAR_POSITIONAL):
-                valid.add(name)
-    valid -= {'self', 'optimizer'}
+                keys.add(name)
+    return keys - {'self', 'optimizer'}
+
+
+def _check_keys(cls, kwargs: dict) -> None:
+    """Report a misspelt setting against the SAM-family wrapper that got it
+    (it would reach OptimWrapper.__init__ otherwise)."""
+    valid = init_keys(cls)
     unknown = sorted(set(kwargs) - valid)
     if unknown:
         hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
@@ -429,6 +431,49 @@ def _check_keys(cls, kwargs: dict) -> None:
             'valid keys of optim_wrapper: optimizer, '
             + ', '.join(sorted(valid))
         )
+
+
+def _check_loss_scale(ls) -> None:
+    fixed = isinstance(ls, (int, float)) and not isinstance(ls, bool)
+    if ls == 'dynamic' or isinstance(ls, dict):
+        return
+    if not fixed or not math.isfinite(ls) or ls <= 0:
+        raise ValueError(
+            "loss_scale must be 'dynamic', a positive number (a fixed "
+            f'scale) or a dict of GradScaler arguments, got {ls!r}'
+        )
+
+
+@OPTIM_WRAPPERS.register_module()
+class AutocastOptimWrapper(OptimWrapper):
+    """OptimWrapper whose forward runs under autocast without loss
+    scaling: bf16 mixed precision on any device, the CPU included (mmengine's
+    AmpOptimWrapper needs a GPU). ``--amp`` uses it on a CPU.
+
+    Args:
+        dtype: 'bfloat16' (the default) or 'float16' (no loss scaling:
+            use AmpOptimWrapper for fp16 on a GPU).
+        **kwargs: OptimWrapper's.
+    """
+
+    def __init__(self, optimizer, dtype: str = 'bfloat16', **kwargs):
+        if dtype not in ('bfloat16', 'float16'):
+            raise ValueError(
+                f"AutocastOptimWrapper dtype must be 'bfloat16' or "
+                f"'float16', got {dtype!r}"
+            )
+        super().__init__(optimizer, **kwargs)
+        self.cast_dtype = getattr(torch, dtype)
+
+    @contextlib.contextmanager
+    def optim_context(self, model: nn.Module):
+        with (
+            super().optim_context(model),
+            torch.autocast(
+                device_type=_device_of(model).type, dtype=self.cast_dtype
+            ),
+        ):
+            yield
 
 
 def _on_accelerator(log_vars: dict) -> bool:

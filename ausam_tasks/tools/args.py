@@ -1,30 +1,20 @@
 """Command-line flags shared by the train and test tools."""
 
 import argparse
+import copy
+import difflib
 import os
 import os.path as osp
+import warnings
 
+import torch
 from mmengine.config import DictAction
+from mmengine.optim import AmpOptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS, DefaultScope
+from mmengine.utils import import_modules_from_strings
+from torch import nn
 
-# Settings only the SAM-family wrappers take (left over when --cfg-options
-# changes optim_wrapper.type, since mmengine merges into the old dict).
-SAM_ONLY_KEYS = (
-    'rho',
-    'adaptive',
-    'eta',
-    'alpha',
-    's_min',
-    's_max',
-    'warmup_epochs',
-    'warmup_by',
-    'init_epochs',
-    'selector',
-    'score_average',
-    'ema_momentum',
-    'num_samples',
-    'seed',
-)
-SAM_WRAPPERS = ('SAMOptimWrapper', 'AUSAMOptimWrapper')
+from ausam_tasks.engine.optim_wrapper import SAMOptimWrapper, init_keys
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
@@ -137,21 +127,92 @@ def _set_num_classes(node, n: int) -> bool:
     return found
 
 
-def check_optim_wrapper(cfg) -> None:
-    """A non-SAM optim_wrapper.type with SAM settings left over (what
-    ``--cfg-options optim_wrapper.type=OptimWrapper`` gives on an AUSAM
-    config) fails here with the working recipes."""
+def optim_wrapper_class(cfg):
+    """The class ``optim_wrapper.type`` names, looked up as the Runner will
+    (the config's custom_imports and default_scope); an unregistered name
+    fails here with the registered ones."""
     ow = cfg.get('optim_wrapper') or {}
     kind = ow.get('type', 'OptimWrapper')
-    left = [k for k in SAM_ONLY_KEYS if k in ow]
-    if kind in SAM_WRAPPERS or not left or not isinstance(kind, str):
+    if not isinstance(kind, str):
+        return kind
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    import ausam_tasks.engine  # noqa: F401  (registers the wrappers)
+
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        cls = OPTIM_WRAPPERS.get(kind)
+    if cls is None:
+        names = sorted(OPTIM_WRAPPERS.module_dict)
+        close = difflib.get_close_matches(kind, names, n=1)
+        hint = f' Did you mean {close[0]!r}?' if close else ''
+        raise ValueError(
+            f'optim_wrapper.type={kind!r} is not a registered optimizer '
+            f'wrapper.{hint} Registered: {", ".join(names)}'
+        )
+    return cls
+
+
+def check_optim_wrapper(cfg) -> None:
+    """Validate ``optim_wrapper`` when the config is read, before the
+    Runner builds the model and data: the type is registered; a SAM-family
+    wrapper is built once around a stand-in parameter, so a misspelt or
+    out-of-range setting fails now, with the wrapper's own message; another
+    wrapper with SAM-family settings left over (what ``--cfg-options
+    optim_wrapper.type=OptimWrapper`` gives on a SAM config) fails with the
+    working recipes."""
+    ow = cfg.get('optim_wrapper') or {}
+    cls = optim_wrapper_class(cfg)
+    if not isinstance(cls, type):
         return
-    raise ValueError(
-        f'optim_wrapper.type={kind!r} but the config still sets {left}: '
-        '--cfg-options merges into the AUSAM/SAM settings instead of '
-        'replacing them. Train the sibling *_sgd_* config, or replace the '
-        'whole wrapper: --cfg-options optim_wrapper._delete_=True '
-        'optim_wrapper.type=OptimWrapper optim_wrapper.optimizer.type=SGD '
-        'optim_wrapper.optimizer.lr=0.1 optim_wrapper.optimizer.momentum=0.9 '
-        'optim_wrapper.optimizer.weight_decay=5e-4'
-    )
+    settings = {
+        k: v
+        for k, v in ow.items()
+        if k not in ('type', 'optimizer', 'constructor', 'paramwise_cfg')
+    }
+    if issubclass(cls, SAMOptimWrapper):
+        _dry_build(cfg, cls, settings)
+        return
+    left = sorted((set(settings) & sam_family_keys()) - init_keys(cls))
+    if left:
+        raise ValueError(
+            f'optim_wrapper.type={cls.__name__!r} but the config still sets '
+            f'{left}: --cfg-options merges into the SAM-family settings '
+            'instead of replacing them. Train the sibling *_sgd_* config, '
+            'or replace the whole wrapper: --cfg-options '
+            'optim_wrapper._delete_=True optim_wrapper.type=OptimWrapper '
+            'optim_wrapper.optimizer.type=SGD optim_wrapper.optimizer.lr=0.1 '
+            'optim_wrapper.optimizer.momentum=0.9 '
+            'optim_wrapper.optimizer.weight_decay=5e-4'
+        )
+
+
+def _dry_build(cfg, cls, settings: dict) -> None:
+    optimizer = (cfg.optim_wrapper.get('optimizer') or {}).copy()
+    if 'type' not in optimizer:
+        raise ValueError(
+            f'optim_wrapper ({cls.__name__}) has no optimizer=dict(type=...)'
+        )
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        base = OPTIMIZERS.build(
+            dict(optimizer, params=[nn.Parameter(torch.zeros(1))])
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            cls(base, **copy.deepcopy(settings))
+    except (TypeError, ValueError) as e:
+        raise type(e)(f'optim_wrapper ({cls.__name__}): {e}') from None
+
+
+def sam_family_keys() -> set:
+    """Settings that only SAM-family wrappers take."""
+    keys = set()
+    for cls in set(OPTIM_WRAPPERS.module_dict.values()):
+        if issubclass(cls, SAMOptimWrapper):
+            keys |= init_keys(cls)
+    return keys - init_keys(AmpOptimWrapper)
+
+
+def is_sam_family(cfg) -> bool:
+    cls = optim_wrapper_class(cfg)
+    return isinstance(cls, type) and issubclass(cls, SAMOptimWrapper)

@@ -2,18 +2,18 @@
 
 import argparse
 import os.path as osp
-import warnings
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from ausam_tasks.engine.dist import init_cpu_process_group
 from ausam_tasks.tools.args import (
-    SAM_WRAPPERS,
     add_common_args,
     apply_common_args,
     check_optim_wrapper,
+    is_sam_family,
     parse,
 )
 
@@ -32,7 +32,8 @@ def parse_args(argv=None):
     p.add_argument(
         '--amp',
         action='store_true',
-        help='fp16 mixed precision (SAM wrappers: dtype=float16)',
+        help='mixed precision: fp16 with loss scaling on a GPU, bf16 '
+        'autocast on a CPU',
     )
     p.add_argument(
         '--no-validate',
@@ -49,6 +50,33 @@ def parse_args(argv=None):
     return parse(p, argv)
 
 
+def use_amp(cfg: Config) -> None:
+    """``--amp``: fp16 with loss scaling on a GPU; bf16 autocast on a CPU,
+    where fp16 runs several times slower than fp32 and mmengine's
+    AmpOptimWrapper refuses to run."""
+    ow = cfg.optim_wrapper
+    kind = ow.get('type', 'OptimWrapper')
+    gpu = torch.cuda.is_available()
+    if is_sam_family(cfg):
+        ow.dtype = 'float16' if gpu else 'bfloat16'
+    elif kind in ('OptimWrapper', 'AmpOptimWrapper') and gpu:
+        ow.type = 'AmpOptimWrapper'
+        ow.setdefault('loss_scale', 'dynamic')
+    elif kind == 'OptimWrapper':
+        ow.update(type='AutocastOptimWrapper', dtype='bfloat16')
+    else:
+        raise ValueError(
+            f'--amp does not know how to enable mixed precision for '
+            f'optim_wrapper.type={kind!r}'
+            + ('' if gpu else ' on a CPU (no GPU found: --amp means bf16)')
+        )
+    if not gpu:
+        print_log(
+            '--amp on a CPU: bfloat16 autocast (fp16 needs a GPU)',
+            logger='current',
+        )
+
+
 def merge_args(cfg: Config, args) -> Config:
     """Apply the command-line flags to the config."""
     if args.work_dir is not None:
@@ -62,24 +90,7 @@ def merge_args(cfg: Config, args) -> Config:
     hooks = cfg.default_hooks
     hooks.setdefault('random_streams', dict(type='RandomStreamsHook'))
     if args.amp:
-        ow = cfg.optim_wrapper
-        kind = ow.get('type', 'OptimWrapper')
-        if not torch.cuda.is_available() and kind not in SAM_WRAPPERS:
-            # (the SAM wrappers warn themselves, at their first step)
-            warnings.warn(
-                '--amp: fp16 autocast on the CPU runs several times slower '
-                "than fp32; use optim_wrapper.dtype='bfloat16' on a CPU"
-            )
-        if kind in SAM_WRAPPERS:
-            ow.dtype = 'float16'
-        elif kind == 'OptimWrapper':
-            ow.type = 'AmpOptimWrapper'
-            ow.setdefault('loss_scale', 'dynamic')
-        elif kind != 'AmpOptimWrapper':
-            raise ValueError(
-                f'--amp does not know how to enable mixed '
-                f'precision for optim_wrapper.type={kind!r}'
-            )
+        use_amp(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
