@@ -29,12 +29,25 @@ def mpii_sample() -> Path:
     return data_root() / 'mpii_sample'
 
 
-def cifar10_jpg_train(per_class=None) -> Path:
+def cifar10_pickles() -> Path:
+    """The official CIFAR-10 python batches, ``cifar-10-batches-py/``, beside
+    the JPEG archive (this folder is torchvision's ``CIFAR10`` root)."""
+    return data_root() / 'cifar10' / 'cifar-10-batches-py'
+
+
+def cifar10_jpg_train(per_class=None, holdout_per_class=None) -> Path:
     """Extract the CIFAR-10 JPEGs once into the git-ignored ``data/`` folder
-    and return the ``train`` image folder (``per_class``: first N of each
-    class only)."""
-    from tasks.classification.data_prep import extract_cifar10_jpg
+    and return the ``train`` image folder; a held-out ``val`` beside it
+    (``holdout_per_class`` per class, default 500) makes its parent an
+    ``--image-folder`` (``per_class``: first N of each class only)."""
+    from tasks.classification.data_prep import (
+        HOLDOUT_PER_CLASS,
+        extract_cifar10_jpg,
+    )
 
     return extract_cifar10_jpg(
-        REPO / 'data' / 'cifar10-jpg', cifar10_jpg_archive(), per_class
+        REPO / 'data' / 'cifar10-jpg',
+        cifar10_jpg_archive(),
+        per_class,
+        HOLDOUT_PER_CLASS if holdout_per_class is None else holdout_per_class,
     )

@@ -1,11 +1,12 @@
 """Data preparation helpers: extract the CIFAR-10 JPEG archive once into a
-cache folder, write CIFAR-style pickle batches, generate a small synthetic
-image folder. Locations are always arguments."""
+cache folder (train/ and a held-out val/), write CIFAR-style pickle batches,
+generate a small synthetic image folder. Locations are always arguments."""
 
 from __future__ import annotations
 
 import os
 import pickle
+import random
 import shutil
 import tarfile
 from pathlib import Path
@@ -27,17 +28,27 @@ CIFAR10_CLASSES = (
 )
 
 
+HOLDOUT_PER_CLASS = 500
+
+
 def extract_cifar10_jpg(
     cache_dir: str | os.PathLike,
     archive: str | os.PathLike,
     per_class: Optional[int] = None,
+    holdout_per_class: int = HOLDOUT_PER_CLASS,
+    seed: int = 0,
 ) -> Path:
     """Extract ``train/<class>/*.jpg`` from ``archive`` once into
-    ``cache_dir``; returns the ``train`` folder.
+    ``cache_dir/train`` plus a held-out ``cache_dir/val``; returns the
+    ``train`` folder. ``cache_dir`` is then ready for ``tools/train.py
+    --image-folder``.
 
-    ``per_class`` extracts only the first N files of each class (in archive
-    order) into ``<cache_dir>-<N>pc``. A ``.complete`` marker makes reruns free
-    and interrupted runs restart.
+    ``val/`` holds ``holdout_per_class`` files of each class (0: no
+    ``val/``), drawn with ``seed`` from the files ``train/`` does not take.
+    ``train/`` holds the first ``per_class`` files of each class in archive
+    order, in ``<cache_dir>-<N>pc``; without ``per_class``, every file not
+    held out. A ``.complete`` marker recording the split makes reruns free
+    and interrupted or differently split runs start over.
     """
     archive = Path(archive)
     cache = (
@@ -46,31 +57,51 @@ def extract_cifar10_jpg(
         else Path(f'{cache_dir}-{per_class}pc')
     )
     marker = cache / '.complete'
-    if marker.is_file():
+    split = f'holdout_per_class={holdout_per_class} seed={seed}\n'
+    if marker.is_file() and marker.read_text() == split:
         return cache / 'train'
     if not archive.is_file():
         raise FileNotFoundError(f'CIFAR-10 JPEG archive not found: {archive}')
+    blobs: dict = {}  # class -> [(file name, bytes)] in archive order
+    with tarfile.open(archive, 'r:gz') as tar:
+        for m in tar:
+            parts = Path(m.name).parts
+            if (
+                m.isfile()
+                and len(parts) >= 3
+                and parts[-3] == 'train'
+                and parts[-2] not in ('.', '..')
+            ):
+                blob = tar.extractfile(m).read()
+                blobs.setdefault(parts[-2], []).append((parts[-1], blob))
+    if not blobs:
+        raise ValueError(f'{archive} holds no train/<class>/<image> files')
     if cache.exists():
         shutil.rmtree(cache)
     cache.mkdir(parents=True)
-    counts: dict = {}
-    with tarfile.open(archive, 'r:gz') as tar:
-        members = []
-        for m in tar:
-            parts = Path(m.name).parts
-            if not m.isfile() or len(parts) < 3 or parts[-3] != 'train':
-                continue
-            if per_class is not None:
-                if counts.get(parts[-2], 0) >= per_class:
-                    continue
-                counts[parts[-2]] = counts.get(parts[-2], 0) + 1
-            members.append(m)
-        tar.extractall(cache, members=members, filter='data')
-    # The archive may hold a leading folder; normalise to <cache>/train.
-    found = next(p for p in cache.rglob('train') if p.is_dir())
-    if found != cache / 'train':
-        found.rename(cache / 'train')
-    marker.touch()
+    rng = random.Random(seed)
+    for name in sorted(blobs):
+        files = blobs[name]
+        need = (per_class or 0) + holdout_per_class
+        if len(files) < need:
+            raise ValueError(
+                f'class {name} of {archive} has {len(files)} images, fewer '
+                f'than {per_class} training + {holdout_per_class} held-out'
+            )
+        # Training files first, so train/ is the same whatever the holdout.
+        train = files[:per_class] if per_class is not None else []
+        rest = sorted(files[len(train) :])
+        rng.shuffle(rest)
+        val = rest[:holdout_per_class]
+        if per_class is None:
+            taken = {f for f, _ in val}
+            train = [x for x in files if x[0] not in taken]
+        for part, chosen in (('train', train), ('val', val)):
+            if chosen:
+                (cache / part / name).mkdir(parents=True)
+            for file, blob in chosen:
+                (cache / part / name / file).write_bytes(blob)
+    marker.write_text(split)
     return cache / 'train'
 
 
@@ -222,7 +253,6 @@ def cifar10_jpg_split(
     holdout_y)``: N x 32 x 32 x 3 uint8 arrays and int64 labels.
     """
     import io
-    import random
 
     from PIL import Image
 
