@@ -100,6 +100,13 @@ def use_image_folder(cfg, root: str) -> None:
         if not loader:
             continue
         old = loader.get('dataset') or {}
+        if str(old.get('type', '')).startswith('Device'):
+            raise ValueError(
+                f'--image-folder: {key}.dataset is {old["type"]}, the '
+                "fast path's CIFAR pickles held on the device; an image "
+                'folder needs the plain config (the same name without '
+                '-fast)'
+            )
         # A fresh dict: the old dataset's own keys (split, download, ...)
         # mean nothing to ImageFolder.
         loader['dataset'] = dict(

@@ -94,3 +94,63 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(
     )
     # epoch 1 scored all 20 samples, epoch 2 trained on half of each batch
     assert int(count.sum()) == 20 + 10
+
+
+def test_resume_is_exact_under_the_shipped_seed_setting(
+    cifar10_root, tmp_path
+):
+    """randomness.seed=None as shipped, through tools/train.py: resuming
+    from the uninterrupted run's own epoch_1.pth ends where it ended (the
+    sampler shuffles with the checkpoint's seed, not the fresh run's)."""
+    from ausam_tasks.tools import train as train_tool
+
+    assert Config.fromfile(str(CONFIG)).randomness.seed is None
+    leaf = tmp_path / 'leaf.py'
+    leaf.write_text(
+        f"_base_ = ['{CONFIG}']\n"
+        "model = dict(net=dict(_delete_=True, type='cifar_resnet', depth=8, "
+        'width=4, num_classes=10))\n'
+    )
+    opts = [
+        'train_cfg.max_epochs=2',
+        'param_scheduler.0.T_max=2',
+        'param_scheduler.0.end=2',
+        'optim_wrapper.warmup_epochs=1',
+        'default_hooks.checkpoint.interval=1',
+        'log_level=WARNING',
+        *(
+            f'{k}.{v}'
+            for k in ('train_dataloader', 'val_dataloader')
+            for v in (
+                f'dataset.data_root={cifar10_root}',
+                'dataset.download=False',
+                'batch_size=4',
+            )
+        ),
+        'train_dataloader.num_workers=2',
+        'val_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False',
+    ]
+    full = train_tool.main(
+        [str(leaf), '--work-dir', str(tmp_path / 'full'), '--cfg-options']
+        + opts
+    )
+    resumed = train_tool.main(
+        [
+            str(leaf),
+            '--work-dir',
+            str(tmp_path / 'resumed'),
+            '--resume',
+            str(tmp_path / 'full' / 'epoch_1.pth'),
+            '--cfg-options',
+        ]
+        + opts
+    )
+    assert resumed.seed == full.seed
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert torch.equal(
+        full.optim_wrapper.selection_counts(),
+        resumed.optim_wrapper.selection_counts(),
+    )

@@ -84,20 +84,106 @@ def test_train_resume_and_test(config, tmp_path, capsys):
     assert f'accuracy  {metrics["accuracy"]:.4f}' in capsys.readouterr().out
 
 
-def test_amp_flag_sets_fp16_on_sam_wrappers(config):
+@pytest.mark.parametrize('gpu', [False, True])
+def test_amp_flag(config, monkeypatch, gpu):
+    """fp16 with loss scaling on a GPU; bf16 autocast on a CPU, for the
+    SAM family and plain OptimWrapper alike."""
     from mmengine.config import Config
 
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: gpu)
     args = train_tool.parse_args([config, '--amp'])
     cfg = train_tool.merge_args(Config.fromfile(config), args)
-    assert cfg.optim_wrapper.dtype == 'float16'
+    assert cfg.optim_wrapper.dtype == ('float16' if gpu else 'bfloat16')
     cfg = Config.fromfile(config)
     cfg.optim_wrapper = dict(
         type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer
     )
-    assert (
-        train_tool.merge_args(cfg, args).optim_wrapper.type
-        == 'AmpOptimWrapper'
+    ow = train_tool.merge_args(cfg, args).optim_wrapper
+    if gpu:
+        assert (ow.type, ow.loss_scale) == ('AmpOptimWrapper', 'dynamic')
+    else:
+        assert (ow.type, ow.dtype) == ('AutocastOptimWrapper', 'bfloat16')
+
+
+@pytest.mark.parametrize('kind', ['AUSAMOptimWrapper', 'OptimWrapper'])
+def test_amp_on_a_cpu_trains_in_bf16(config, tmp_path, kind):
+    argv = [config, '--amp', '--work-dir', str(tmp_path / 'w')]
+    if kind == 'OptimWrapper':
+        argv += [
+            '--cfg-options',
+            'optim_wrapper._delete_=True',
+            'optim_wrapper.type=OptimWrapper',
+            'optim_wrapper.optimizer.type=SGD',
+            'optim_wrapper.optimizer.lr=0.05',
+        ]
+    seen = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: (
+            seen.append(torch.get_autocast_dtype('cpu'))
+            if isinstance(m, ToyNet) and torch.is_autocast_enabled('cpu')
+            else None
+        )
     )
+    try:
+        runner = train_tool.main(argv)
+    finally:
+        handle.remove()
+    assert runner.iter == 4 and seen and set(seen) == {torch.bfloat16}
+
+
+def test_optim_wrapper_errors_come_before_the_runner(config, monkeypatch):
+    """Each is raised when the config is read, naming the setting."""
+    from mmengine.runner import Runner
+
+    def too_late(*a, **k):
+        raise AssertionError('the Runner was built before the check')
+
+    monkeypatch.setattr(Runner, 'from_cfg', too_late)
+    cases = {
+        'optim_wrapper.type=FooSAMOptimWrapper': (
+            ValueError,
+            "'FooSAMOptimWrapper' is not a registered optimizer wrapper.*"
+            'Registered: .*LookSAMOptimWrapper',
+        ),
+        'optim_wrapper.aplha=0.3': (TypeError, "did you mean 'alpha'"),
+        'optim_wrapper.alpha=1.5': (ValueError, 'alpha'),
+        'optim_wrapper.loss_scale=-1.0': (ValueError, 'loss_scale'),
+        'optim_wrapper.type=OptimWrapper': (
+            ValueError,
+            r"still sets \['alpha', 'rho'\].*_delete_=True",
+        ),
+    }
+    for option, (error, match) in cases.items():
+        with pytest.raises(error, match=match):
+            train_tool.main([config, '--cfg-options', option])
+
+
+@pytest.mark.parametrize('scale,applied', [(512.0, True), (2.0**100, False)])
+def test_fixed_loss_scale_trains_in_fp16(scale, applied):
+    """A fixed scale stays fixed, and an overflowing step is skipped
+    (mmengine's AmpOptimWrapper semantics); torch refuses growth_factor=1,
+    which the first version used."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+
+    model = ToyNet()
+    ow = build_optim_wrapper(
+        model,
+        dict(
+            type='SAMOptimWrapper',
+            dtype='float16',
+            loss_scale=scale,
+            optimizer=dict(type='SGD', lr=0.1),
+        ),
+    )
+    data = ToyDataset(size=8)
+    batch = pseudo_collate([data[i] for i in range(8)])
+    before = [p.detach().clone() for p in model.parameters()]
+    for _ in range(2):
+        model.train_step(batch, ow)
+        assert ow.loss_scaler.get_scale() == scale
+    moved = [not torch.equal(a, p) for a, p in zip(before, model.parameters())]
+    assert any(moved) == applied
 
 
 def test_auto_scale_lr_scales_by_the_total_batch(config, tmp_path):
