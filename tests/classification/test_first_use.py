@@ -106,7 +106,7 @@ def test_switching_an_ausam_config_to_sgd(tmp_path):
         train_tool.main(
             [CONFIG, '--cfg-options', 'optim_wrapper.type=OptimWrapper']
         )
-    assert "still sets ['rho', 'alpha'" in str(e.value)
+    assert "still sets ['alpha', 'init_epochs', 'rho'" in str(e.value)
     recipe = str(e.value).rsplit('--cfg-options ', 1)[1].split()
     assert recipe[0] == 'optim_wrapper._delete_=True'
     args = train_tool.parse_args([CONFIG, '--cfg-options', *recipe])
