@@ -25,7 +25,10 @@ PROTOCOL = (
     "mode, and (3) carry each sample's dataset index as "
     'data_sample.sample_idx. Under distributed training set '
     "model_wrapper_cfg=dict(type='SAMDistributedDataParallel'). See 'The "
-    "model protocol' in README.md."
+    "model protocol' in README.md. A stock mmpretrain classifier needs no "
+    "code: set custom_imports=dict(imports=['ausam_tasks.mmpretrain']) and "
+    "model.type='SAMImageClassifier' (or 'SAMTimmClassifier'); see "
+    'docs/mmpretrain.md.'
 )
 
 OUTPUTS_MODE = 'loss_and_outputs'

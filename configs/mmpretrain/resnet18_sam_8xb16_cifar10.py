@@ -1,0 +1,10 @@
+# mmpretrain's stock ResNet-18 CIFAR-10 config, trained with SAM
+# (docs/mmpretrain.md).
+_base_ = ['mmpretrain::resnet/resnet18_8xb16_cifar10.py']
+
+custom_imports = dict(imports=['ausam_tasks.mmpretrain'])
+model = dict(type='SAMImageClassifier')
+optim_wrapper = dict(
+    constructor='SAMOptimWrapperConstructor',
+    sam=dict(type='SAMOptimWrapper', rho=0.05),
+)
