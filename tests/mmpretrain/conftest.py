@@ -47,6 +47,11 @@ def image_folder_config(config, folder, out, batch_size=8, **options):
     replaced by mmpretrain's CustomDataset on ``folder``/train and /val
     (the pipelines stay), one epoch, a log line per iteration; written to
     ``out`` and returned as a path."""
+    if str(config).startswith('mmpretrain::'):
+        # Config.fromfile takes a path; the package syntax works in _base_.
+        stub = Path(out).with_suffix('.base.py')
+        stub.write_text(f'_base_ = [{str(config)!r}]\n')
+        config = stub
     cfg = Config.fromfile(str(config))
     for key, part in (
         ('train_dataloader', 'train'),
