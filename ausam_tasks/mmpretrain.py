@@ -41,7 +41,7 @@ CHECK_RTOL = 1e-3
 
 PER_SAMPLE_LOSSES = (
     "use a loss that takes reduction_override='none' and then returns one "
-    'loss per sample, shape (B,) (mmpretrain\'s CrossEntropyLoss, '
+    "loss per sample, shape (B,) (mmpretrain's CrossEntropyLoss, "
     'LabelSmoothLoss, FocalLoss, AsymmetricLoss or SeesawLoss do), or keep '
     'the stock model type with a plain optim_wrapper (SGD, AdamW, ...)'
 )
@@ -257,7 +257,9 @@ class SAMOptimWrapperConstructor:
         self.base = OPTIM_WRAPPER_CONSTRUCTORS.build(
             dict(
                 type=base,
-                optim_wrapper_cfg=dict(type='OptimWrapper', optimizer=optimizer),
+                optim_wrapper_cfg=dict(
+                    type='OptimWrapper', optimizer=optimizer
+                ),
                 paramwise_cfg=paramwise_cfg,
             )
         )
@@ -270,7 +272,7 @@ class SAMOptimWrapperConstructor:
             raise ValueError(
                 f'optim_wrapper.type={kind!r} with SAMOptimWrapperConstructor:'
                 ' keep the stock OptimWrapper (AmpOptimWrapper from --amp '
-                'is mapped to the SAM-family wrapper\'s dtype); the method '
+                "is mapped to the SAM-family wrapper's dtype); the method "
                 'goes in optim_wrapper.sam.type'
             )
         gpu = torch.cuda.is_available()

@@ -43,7 +43,9 @@ def export_weights(src: str, dst: str, sha256_suffix: bool = False) -> str:
         k.removeprefix('module.'): v.detach().cpu().clone()
         for k, v in state.items()
     }
-    meta = (checkpoint.get('meta') or {}) if isinstance(checkpoint, dict) else {}
+    meta = (
+        (checkpoint.get('meta') or {}) if isinstance(checkpoint, dict) else {}
+    )
     meta = {k: meta[k] for k in META_KEYS if k in meta and _plain(meta[k])}
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save({'state_dict': state, 'meta': meta}, dst)

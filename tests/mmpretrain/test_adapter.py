@@ -100,9 +100,7 @@ class StockLogits(nn.Module):
 def project_classifier(net):
     return ImageClassifier(
         net=StockLogits(net),
-        data_preprocessor=dict(
-            type='ClsDataPreprocessor', mean=MEAN, std=STD
-        ),
+        data_preprocessor=dict(type='ClsDataPreprocessor', mean=MEAN, std=STD),
     )
 
 
@@ -201,7 +199,7 @@ def test_missing_sample_idx_names_pack_inputs():
     model = build()
     batch = raw_batch(meta_keys=('img_shape',))
     ow = wrapper(model, 'AUSAMOptimWrapper', alpha=0.5)
-    with pytest.raises(KeyError, match=r"PackInputs\(meta_keys=\.\.\.\)"):
+    with pytest.raises(KeyError, match=r'PackInputs\(meta_keys=\.\.\.\)'):
         model.train_step(batch, ow)
 
 

@@ -87,9 +87,7 @@ def _weights_only_load(path):
     )
 
 
-def test_export_loads_where_the_training_checkpoint_cannot(
-    trained, tmp_path
-):
+def test_export_loads_where_the_training_checkpoint_cannot(trained, tmp_path):
     weights = export_weights(str(trained), str(tmp_path / 'w.pth'), True)
     assert _weights_only_load(weights).returncode == 0
     refused = _weights_only_load(trained)

@@ -56,7 +56,9 @@ def test_every_shipped_config_is_tested():
         ('resnet18_looksam-k5_8xb16_cifar10.py', [1.0, 0.0]),
     ],
 )
-def test_stock_resnet18_trains_an_epoch(name, sam_frac, image_folder, tmp_path):
+def test_stock_resnet18_trains_an_epoch(
+    name, sam_frac, image_folder, tmp_path
+):
     work = train(CONFIGS / name, image_folder, tmp_path)
     steps, val = logged(work)
     assert [r['sam_frac'] for r in steps] == sam_frac
