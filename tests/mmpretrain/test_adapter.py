@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -18,6 +19,14 @@ from tasks.classification import ClsDataSample, ImageClassifier
 
 MEAN = [125.307, 122.961, 113.8575]  # the stock CIFAR config's
 STD = [51.5865, 50.847, 51.255]
+
+
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    """Build in mmpretrain's scope, as a stock config's default_scope
+    does (an earlier Runner may have left another scope current)."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def model_cfg(kind='SAMImageClassifier', **head):
