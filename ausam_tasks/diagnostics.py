@@ -15,32 +15,24 @@ so run the model in eval mode (BatchNorm with running statistics); then
 the batch gradient is exactly the mean of the per-sample gradients.
 """
 
-import contextlib
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from .sam import Closure, perturbation
+from .finite import total_loss
+from .perturb import perturbation, perturbed
 from .selection import select_subset, select_uniform, subset_size
+from .step import Closure
 
 
 def _total(losses) -> torch.Tensor:
-    """Sum of the closure's per-sample loss vectors."""
+    """Sum of the closure's per-sample loss vectors (not checked: the
+    diagnostics report what they see)."""
     if isinstance(losses, torch.Tensor):
         losses = {'loss': losses}
-    total = None
-    for name, value in losses.items():
-        if value.dim() != 1:
-            raise ValueError(
-                f"loss '{name}' has shape {tuple(value.shape)}: diagnostics "
-                'need one loss per sample (shape (B,))'
-            )
-        total = value if total is None else total + value
-    if total is None:
-        raise ValueError('the closure returned no losses')
-    return total
+    return total_loss(losses, 0, '', check_finite=False)
 
 
 @dataclass
@@ -143,22 +135,6 @@ def sam_perturbation(
         q.grad = g.detach().to(p.dtype)
         stand_ins.append(q)
     return perturbation(stand_ins, rho, adaptive, eta)
-
-
-@contextlib.contextmanager
-def perturbed(
-    params: Sequence[torch.Tensor], eps: Sequence[torch.Tensor]
-) -> Iterator[None]:
-    """w <- w + eps inside the block; w is restored bit-exactly after."""
-    params = list(params)
-    saved = [p.detach().clone() for p in params]
-    with torch.no_grad():
-        torch._foreach_add_(params, list(eps))
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            torch._foreach_copy_(params, saved)
 
 
 def batch_dlp(

@@ -319,9 +319,9 @@ def cell_config(preset: dict, method: str, seed: int, data_root, work_dir):
     wrapper = OPTIM_WRAPPERS.get(spec['type'])
     if wrapper is None:
         raise KeyError(f'method {method}: no optim wrapper {spec["type"]!r}')
-    import inspect
+    from ausam_tasks.engine.optim_wrapper import init_keys
 
-    if 'seed' in inspect.signature(wrapper).parameters:
+    if 'seed' in init_keys(wrapper):
         spec.setdefault('seed', seed)
     base = {k: v for k, v in cfg.optim_wrapper.items() if k != 'type'}
     cfg.optim_wrapper = ConfigDict({**base, **spec})

@@ -8,21 +8,21 @@ from .hooks import (
     CheckpointCheckHook,
     RandomStreamsHook,
     SharpnessAwareLoggerHook,
+    SharpnessAwareStateHook,
 )
-from .methods.esam import ESAMOptimWrapper
-from .methods.ksam import KSAMOptimWrapper
-from .methods.late_phase import LatePhaseSAMOptimWrapper
-from .methods.looksam import LookSAMOptimWrapper
-from .methods.mesa import MESAOptimWrapper
-from .methods.msam import MSAMOptimWrapper
-from .methods.rst import RSTOptimWrapper
-from .methods.saf import SAFOptimWrapper
-from .model import SAMDistributedDataParallel, SAMTrainStepMixin
-from .optim_wrapper import (
+from .methods import (
     AUSAMOptimWrapper,
-    AutocastOptimWrapper,
-    SAMOptimWrapper,
+    ESAMOptimWrapper,
+    KSAMOptimWrapper,
+    LatePhaseSAMOptimWrapper,
+    LookSAMOptimWrapper,
+    MESAOptimWrapper,
+    MSAMOptimWrapper,
+    RSTOptimWrapper,
+    SAFOptimWrapper,
 )
+from .model import SAMDistributedDataParallel, SAMTrainStepMixin
+from .optim_wrapper import AutocastOptimWrapper, SAMOptimWrapper
 from .protocol import (
     PROTOCOL,
     LossClosure,
@@ -51,6 +51,7 @@ __all__ = [
     'SAMTrainStepMixin',
     'SelectionDiagnosticsHook',
     'SharpnessAwareLoggerHook',
+    'SharpnessAwareStateHook',
     'SAMDistributedDataParallel',
     'allow_mmengine_checkpoints',
     'check_state_dict',

@@ -17,7 +17,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS  # root: any scope finds it
 
 from ..diagnostics import coverage, probe_diagnostics
-from ..sam import second_pass
+from ..perturb import second_pass
 from ..selection import s_max_at
 from .protocol import LossClosure, sample_indices
 

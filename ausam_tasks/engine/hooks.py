@@ -1,5 +1,6 @@
-"""Hooks: per-epoch logging of a sharpness-aware run, strict checkpoint
-loading, and random streams that survive a resume."""
+"""Hooks: per-epoch logging of a sharpness-aware run, the method's state
+fitted to the run, strict checkpoint loading, and random streams that
+survive a resume."""
 
 import random
 import time
@@ -13,22 +14,22 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS  # root: any scope finds it
 
 from .checkpoint import check_state_dict, state_dict_of
-from .optim_wrapper import AUSAMOptimWrapper, SAMOptimWrapper
+from .methods import AUSAMOptimWrapper
+from .optim_wrapper import SAMOptimWrapper
 
 
 @HOOKS.register_module()
 class SharpnessAwareLoggerHook(Hook):
     """After each training epoch, log (once) its wall time, the fraction of
     samples the SAM passes trained on, and statistics of the AUSAM score
-    table (sized to the training dataset before training starts). Epochs
-    are numbered from 1, as mmengine's checkpoints (``epoch_1.pth``).
+    table. Epochs are numbered from 1, as mmengine's checkpoints
+    (``epoch_1.pth``).
 
     It also keeps a GPU step free of host reads: the SAM-family wrapper
     holds each step's log variables (loss, sam_frac, dlp_mean, ...) on the
     device and this hook hands them to the message hub in one read at each
     logger interval and epoch end, just before LoggerHook reads them (the
-    logged numbers are the same); the deferred finite-loss check runs there
-    too, and before every checkpoint is saved.
+    logged numbers are the same).
 
     Args:
         progress_seconds: when no log line appeared for this long during
@@ -61,37 +62,28 @@ class SharpnessAwareLoggerHook(Hook):
         self._pending: List[int] = []  # batch sizes of held steps
 
     def before_train(self, runner) -> None:
-        # The Runner knows the dataset size: fix the AUSAM score table to it,
-        # so the logged scored fraction is exact and a wrong sample_idx fails.
-        ow = runner.optim_wrapper
-        if isinstance(ow, AUSAMOptimWrapper):
-            ow.fix_score_table_size(len(runner.train_dataloader.dataset))
         logger = next(
             (h for h in runner.hooks if isinstance(h, LoggerHook)), None
         )
         self._log_interval = logger.interval if logger else None
-        if isinstance(ow, SAMOptimWrapper):
-            if self.log_every_iter is not True:
-                ow.defer_log_vars(on_cpu_too=self.log_every_iter is False)
-            if self._log_interval:
-                ow.core.finite.every = self._log_interval
+        ow = runner.optim_wrapper
+        if isinstance(ow, SAMOptimWrapper) and self.log_every_iter is not True:
+            ow.defer_log_vars(on_cpu_too=self.log_every_iter is False)
 
     def _flush(self, runner) -> None:
-        """Hand the held log variables to the message hub (one host read),
-        then raise for a non-finite loss the deferred check recorded."""
+        """Hand the held log variables to the message hub (one host
+        read)."""
         ow = runner.optim_wrapper
-        if not isinstance(ow, SAMOptimWrapper):
+        if not isinstance(ow, SAMOptimWrapper) or not ow.deferring_log_vars:
             return
-        if ow.deferring_log_vars:
-            rows = ow.flush_log_vars()
-            for row, k in zip(rows, self._pending):
-                for key, value in row.items():
-                    runner.message_hub.update_scalar(f'train/{key}', value)
-                if 'sam_frac' in row:
-                    self._seen += k
-                    self._trained += row['sam_frac'] * k
-            self._pending = []
-        ow.core.check_finite()
+        rows = ow.flush_log_vars()
+        for row, k in zip(rows, self._pending, strict=True):
+            for key, value in row.items():
+                runner.message_hub.update_scalar(f'train/{key}', value)
+            if 'sam_frac' in row:
+                self._seen += k
+                self._trained += row['sam_frac'] * k
+        self._pending = []
 
     def before_train_epoch(self, runner) -> None:
         self._start = self._last_line = time.perf_counter()
@@ -131,11 +123,6 @@ class SharpnessAwareLoggerHook(Hook):
     def after_train(self, runner) -> None:
         self._flush(runner)
 
-    def before_save_checkpoint(self, runner, checkpoint) -> None:
-        # Never write a checkpoint after a non-finite loss went unnoticed.
-        if isinstance(runner.optim_wrapper, SAMOptimWrapper):
-            runner.optim_wrapper.core.check_finite()
-
     def after_train_epoch(self, runner) -> None:
         self._flush(runner)
         seconds = time.perf_counter() - self._start
@@ -158,6 +145,43 @@ class SharpnessAwareLoggerHook(Hook):
         runner.logger.info('; '.join(parts))
         if runner.visualizer is not None:
             runner.visualizer.add_scalars(scalars, step=runner.iter)
+
+
+@HOOKS.register_module()
+class SharpnessAwareStateHook(Hook):
+    """Fits the method's state to the run: sizes its per-sample tables
+    (AUSAM's scores, SAF's outputs) to the training set before training,
+    so an index outside it fails and the scored fraction is exact; runs the
+    deferred finite-loss check at the logger's interval, at each epoch end
+    and before every checkpoint is saved, so no checkpoint is written after
+    a non-finite loss went unnoticed."""
+
+    # After LoggerHook's interval is known; before CheckpointHook saves.
+    priority = 'NORMAL'
+
+    def before_train(self, runner) -> None:
+        ow = runner.optim_wrapper
+        if not isinstance(ow, SAMOptimWrapper):
+            return
+        ow.fix_table_sizes(len(runner.train_dataloader.dataset))
+        logger = next(
+            (h for h in runner.hooks if isinstance(h, LoggerHook)), None
+        )
+        if logger is not None and logger.interval:
+            ow.core.finite.every = logger.interval
+
+    def _check(self, runner) -> None:
+        if isinstance(runner.optim_wrapper, SAMOptimWrapper):
+            runner.optim_wrapper.core.check_finite()
+
+    def after_train_epoch(self, runner) -> None:
+        self._check(runner)
+
+    def after_train(self, runner) -> None:
+        self._check(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint) -> None:
+        self._check(runner)
 
 
 @HOOKS.register_module()

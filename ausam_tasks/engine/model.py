@@ -11,7 +11,11 @@ class SAMTrainStepMixin:
     """Put before ``BaseModel`` in a model's bases. With a SAM-family optim
     wrapper the model builds the loss closure and the wrapper runs the
     multi-pass step; with any other wrapper ``BaseModel.train_step`` runs
-    (the per-sample losses are averaged)."""
+    (the per-sample losses are averaged). A model that also answers
+    ``forward(..., mode='loss_and_outputs')`` (per-sample outputs, which
+    MESA and SAF need) sets ``sam_outputs_mode = True``."""
+
+    sam_outputs_mode = False
 
     def train_step(self, data, optim_wrapper):
         if isinstance(optim_wrapper, SAMOptimWrapper):

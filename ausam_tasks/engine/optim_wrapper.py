@@ -1,10 +1,11 @@
-"""mmengine optimizer wrappers for SAM, ASAM and AUSAM.
+"""The mmengine optimizer wrapper of every SAM-family method.
 
-They wrap any torch optimizer built from ``optimizer=dict(type=...)``, so a
-config switches to them by changing ``optim_wrapper.type``. The step itself
-is ``ausam_tasks.sam``; this module only connects it to mmengine: AMP,
-gradient clipping, logging and checkpoint state. The model side (data, loss
-closure) is ``protocol.py``.
+It wraps any torch optimizer built from ``optimizer=dict(type=...)``, so a
+config switches to a method by changing ``optim_wrapper.type``. The step
+itself is the method's core (``ausam_tasks.sam``, ``ausam_tasks.methods``);
+this module only connects it to mmengine: AMP, gradient clipping, logging,
+checkpoint state. The model side (data, loss closure) is ``protocol.py``;
+the registered methods are ``methods.py``.
 """
 
 import contextlib
@@ -20,44 +21,57 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
-from ..sam import AUSAM, SAM, FiniteCheck, StepResult
-from ..selection import subset_size
+from ..finite import FiniteCheck
+from ..sam import SAM
+from ..step import StepContext, StepResult
 from .protocol import PROTOCOL
+
+# SAM's settings of the perturbation, refused by a method without one.
+PERTURBATION_KEYS = ('rho', 'adaptive', 'eta')
 
 
 @OPTIM_WRAPPERS.register_module()
 class SAMOptimWrapper(OptimWrapper):
-    """SAM (or ASAM with ``adaptive=True``) around a base optimizer.
+    """The one mmengine wrapper of every SAM-family method: AMP, gradient
+    clipping, logging and checkpoint state around the method's core
+    (``method``, a ``ausam_tasks.step.Method`` class), which owns the
+    step. Registered as itself it is SAM (or ASAM with ``adaptive=True``:
+    ``rho``, ``adaptive``, ``eta``); every other method is a subclass that
+    sets ``method`` (``methods.py``).
 
     Args:
         optimizer: the base optimizer (SGD, Adam, AdamW, ...).
-        rho: radius of the perturbation ball (Eq. 1).
-        adaptive: ASAM's scale-invariant perturbation.
-        eta: ASAM's offset in T = |w| + eta.
         dtype: None (fp32), 'float16' or 'bfloat16' autocast.
         loss_scale: fp16 only: 'dynamic', a fixed float, or GradScaler kwargs.
         finite_check: when a non-finite loss is an error: 'every_step'
             (raise at once; a host read per pass), 'deferred' (recorded on
             the device, raised at the next check: every logger interval
-            under SharpnessAwareLoggerHook, else every 10 steps) or 'auto'
+            under SharpnessAwareStateHook, else every 10 steps) or 'auto'
             (every step on a CPU, deferred on a GPU). See
-            ``ausam_tasks.sam.FiniteCheck``.
-        **kwargs: OptimWrapper's, e.g. ``clip_grad``.
+            ``ausam_tasks.finite.FiniteCheck``.
+        clip_grad, accumulative_counts: OptimWrapper's.
+        **settings: the method's own (``rho``, ``alpha``, ``k``, ...): the
+            arguments of ``method``.
     """
+
+    method: type = SAM
 
     def __init__(
         self,
         optimizer,
-        rho: float = 0.05,
-        adaptive: bool = False,
-        eta: float = 0.01,
         dtype: Optional[str] = None,
         loss_scale='dynamic',
         finite_check: str = 'auto',
-        **kwargs,
+        clip_grad: Optional[dict] = None,
+        accumulative_counts: int = 1,
+        **settings,
     ):
-        _check_keys(type(self), kwargs)
-        super().__init__(optimizer, **kwargs)
+        _check_keys(type(self), settings)
+        super().__init__(
+            optimizer,
+            accumulative_counts=accumulative_counts,
+            clip_grad=clip_grad,
+        )
         if self._accumulative_counts != 1:
             raise ValueError(
                 f'{type(self).__name__} does not support accumulative_counts'
@@ -75,15 +89,12 @@ class SAMOptimWrapper(OptimWrapper):
         self.loss_scale = loss_scale
         self.loss_scaler = None  # made on first use, on the model's device
         self._scaler_state = None
-        self.core = self._build_core(rho=rho, adaptive=adaptive, eta=eta)
+        self.core = self.method(self.optimizer, **settings)
         self.core.finite = FiniteCheck(finite_check)
         self._held_logs: Optional[List[dict]] = None  # see defer_log_vars
         self._hold_on_cpu = False
         self._warned_no_epoch = False
         self._warned_cpu_fp16 = False
-
-    def _build_core(self, **kwargs) -> SAM:
-        return SAM(self.optimizer, **kwargs)
 
     # --- the protocol -----------------------------------------------------
     def update_params(self, loss, step_kwargs=None, zero_kwargs=None):
@@ -134,7 +145,7 @@ class SAMOptimWrapper(OptimWrapper):
         return self.loss_scaler
 
     def step(self, **kwargs) -> None:
-        """Base optimizer step with the gradient at w + eps (Eq. 3); clipping
+        """Base optimizer step with the method's final gradient; clipping
         and fp16 loss scaling as in mmengine's (Amp)OptimWrapper."""
         if self.loss_scaler is None:
             super().step(**kwargs)
@@ -146,10 +157,23 @@ class SAMOptimWrapper(OptimWrapper):
         fixed = not isinstance(self.loss_scale, (str, dict))
         self.loss_scaler.update(float(self.loss_scale) if fixed else None)
 
+    def step_context(self, sample_idx, model: nn.Module) -> StepContext:
+        """What the method's step gets from mmengine: the runtime's epoch
+        and progress, the model, the scaler and this wrapper's step."""
+        epoch, progress = self._progress()
+        return StepContext(
+            sample_idx=sample_idx,
+            epoch=epoch,
+            progress=progress,
+            model=model,
+            scaler=self._scaler(model),
+            update=self.step,
+        )
+
     def update_params_with_closure(
         self, closure, sample_idx, model: nn.Module
     ) -> Dict[str, torch.Tensor]:
-        """One sharpness-aware step; returns the log variables.
+        """One step of the method; returns the log variables.
 
         ``closure(positions=None, with_outputs=False)`` gives the per-sample
         losses of the batch rows ``positions`` (None: all), see
@@ -157,7 +181,7 @@ class SAMOptimWrapper(OptimWrapper):
         dataset indices; ``model`` is the BaseModel (not the DDP wrapper).
         Non-loss entries in ``closure.extras``, if any, are logged too.
         """
-        result = self._run(closure, sample_idx, model)
+        result = self.core.step(closure, self.step_context(sample_idx, model))
         self._inner_count += 1
         extras = getattr(closure, 'extras', {})
         log_vars = self._log_vars(result, extras, len(sample_idx))
@@ -209,11 +233,6 @@ class SAMOptimWrapper(OptimWrapper):
             for row in rows
         ]
 
-    def _run(self, closure, idx, model) -> StepResult:
-        return self.core.step(
-            closure, model=model, scaler=self._scaler(model), update=self.step
-        )
-
     def _log_vars(
         self, result: StepResult, extras: dict, batch_size: int
     ) -> Dict[str, torch.Tensor]:
@@ -224,21 +243,30 @@ class SAMOptimWrapper(OptimWrapper):
                 log_vars[k] = v.detach().float().mean()
         if result.loss_after is not None:
             log_vars['loss_perturbed'] = result.loss_after.mean()
-        n = batch_size if result.positions is None else len(result.positions)
-        # A plain one-pass step (RST, LookSAM, late-phase SAM) trains no
-        # sample sharpness-aware.
-        log_vars['sam_frac'] = torch.tensor(
-            n / batch_size if result.sam else 0.0
-        )
+        if result.sam is not None:
+            n = (
+                batch_size
+                if result.positions is None
+                else len(result.positions)
+            )
+            # A plain one-pass step (RST, LookSAM, late-phase SAM) trains
+            # no sample sharpness-aware.
+            log_vars['sam_frac'] = torch.tensor(
+                n / batch_size if result.sam else 0.0
+            )
+        log_vars.update(result.logs)
         if result.skipped:
             log_vars['skipped'] = torch.tensor(1.0)
         return log_vars
 
-    def _epoch(self) -> float:
-        """Current epoch from mmengine's runtime info (fractional within the
-        epoch, so a warm-up may ramp per iteration)."""
+    def _progress(self) -> tuple:
+        """(epoch, iter / max_iters) from mmengine's runtime info; the
+        epoch is fractional within the epoch, so a warm-up may ramp per
+        iteration. Outside a Runner: (0, 0), with a warning once."""
         hub = MessageHub.get_current_instance()
         epoch = hub.get_info('epoch')
+        it, max_iters = hub.get_info('iter'), hub.get_info('max_iters')
+        progress = it / max_iters if it is not None and max_iters else 0.0
         if epoch is None:
             if not self._warned_no_epoch:
                 warnings.warn(
@@ -246,14 +274,22 @@ class SAMOptimWrapper(OptimWrapper):
                     'a Runner?): the schedule counts epoch 0'
                 )
                 self._warned_no_epoch = True
-            return 0.0
-        it, max_iters = hub.get_info('iter'), hub.get_info('max_iters')
+            return 0.0, progress
         max_epochs = hub.get_info('max_epochs')
         if None in (it, max_iters, max_epochs) or max_epochs <= 0:
-            return float(epoch)
+            return float(epoch), progress
         per_epoch = max_iters / max_epochs
         frac = (it - epoch * per_epoch) / per_epoch
-        return float(epoch) + min(max(frac, 0.0), 0.999999)
+        return float(epoch) + min(max(frac, 0.0), 0.999999), progress
+
+    # --- per-sample state, for hooks ---------------------------------------
+    def fix_table_sizes(self, num_samples: int) -> None:
+        """Size the method's per-sample tables (AUSAM's scores, SAF's
+        outputs) to the dataset; a no-op for a method without any, or when
+        already sized."""
+        fix = getattr(self.core, 'fix_size', None)
+        if fix is not None:
+            fix(num_samples)
 
     # --- checkpoints ------------------------------------------------------
     def state_dict(self) -> dict:
@@ -274,7 +310,7 @@ class SAMOptimWrapper(OptimWrapper):
                 'optimizer wrapper); the step counter'
                 + (
                     ' and scores start'
-                    if isinstance(self.core, AUSAM)
+                    if hasattr(self.core, 'table')
                     else ' starts'
                 )
                 + ' afresh'
@@ -288,126 +324,15 @@ class SAMOptimWrapper(OptimWrapper):
         super().load_state_dict(state_dict)
 
 
-@OPTIM_WRAPPERS.register_module()
-class AUSAMOptimWrapper(SAMOptimWrapper):
-    """AUSAM: SAM on an ADLP-sampled subset of each mini-batch.
-
-    Args:
-        alpha: fraction of the batch trained on (n = round(alpha K)).
-        rho, adaptive, eta, dtype, loss_scale, finite_check: as in
-            SAMOptimWrapper.
-        s_min, s_max: bounds of the min-max normalisation (Eq. 8).
-        warmup_epochs: s_max ramps from s_min to s_max over this many epochs.
-        warmup_by: 'epoch' (ramp per epoch, as the authors) or 'iter'.
-        init_epochs: leading epochs of full SAM that give every sample a score.
-        selector: 'adlp' (AUSAM), 'uniform' (SAM + Random) or 'topk_loss'
-            (K-SAM after init_epochs: the path of KSAMOptimWrapper).
-        score_average: 'mean' (Eq. 6) or 'ema' (with ``ema_momentum``).
-        num_samples: dataset size; None lets the score table grow.
-        seed: seed of the selection draws.
-    """
-
-    def __init__(
-        self,
-        optimizer,
-        alpha: float = 0.5,
-        rho: float = 0.05,
-        s_min: float = 0.1,
-        s_max: float = 0.5,
-        warmup_epochs: float = 30,
-        warmup_by: str = 'epoch',
-        init_epochs: int = 1,
-        selector: str = 'adlp',
-        score_average: str = 'mean',
-        ema_momentum: float = 0.1,
-        num_samples: Optional[int] = None,
-        seed: int = 0,
-        adaptive: bool = False,
-        eta: float = 0.01,
-        **kwargs,
-    ):
-        if warmup_by not in ('epoch', 'iter'):
-            raise ValueError(
-                f"warmup_by must be 'epoch' or 'iter', got {warmup_by!r}"
-            )
-        self._ausam_args = dict(
-            alpha=alpha,
-            s_min=s_min,
-            s_max=s_max,
-            warmup_epochs=warmup_epochs,
-            init_epochs=init_epochs,
-            selector=selector,
-            score_average=score_average,
-            ema_momentum=ema_momentum,
-            num_samples=num_samples,
-            seed=seed,
-        )
-        self.warmup_by = warmup_by
-        self._warned_tiny_subset = False
-        super().__init__(
-            optimizer, rho=rho, adaptive=adaptive, eta=eta, **kwargs
-        )
-
-    def _build_core(self, **kwargs) -> AUSAM:
-        return AUSAM(self.optimizer, **kwargs, **self._ausam_args)
-
-    def _run(self, closure, idx, model) -> StepResult:
-        if not self._warned_tiny_subset:
-            # The batch size is known at the first step: warn there, once.
-            n = subset_size(len(idx), self.core.alpha)
-            if n < 2:
-                warnings.warn(
-                    f'AUSAMOptimWrapper: alpha={self.core.alpha} keeps '
-                    f'{n} of the {len(idx)} samples of a batch: a 1-sample '
-                    'subset gives a noisy step (and BatchNorm cannot '
-                    'train on it); raise alpha or the batch size'
-                )
-            self._warned_tiny_subset = True
-        epoch = self._epoch()
-        if self.warmup_by == 'epoch':
-            epoch = float(int(epoch))
-        return self.core.step(
-            closure,
-            idx,
-            epoch=epoch,
-            model=model,
-            scaler=self._scaler(model),
-            update=self.step,
-        )
-
-    def _log_vars(self, result, extras, batch_size):
-        log_vars = super()._log_vars(result, extras, batch_size)
-        if result.dlp is not None:
-            log_vars['dlp_mean'] = result.dlp.mean()
-        return log_vars
-
-    # --- the score table, for hooks ---------------------------------------
-    def fix_score_table_size(self, num_samples: int) -> None:
-        """Size the score table to the dataset; a no-op when its size is
-        already fixed (by ``num_samples`` or an earlier call)."""
-        if not self.core.table.fixed_size:
-            self.core.table.fix_size(num_samples)
-
-    def score_stats(self) -> Dict[str, float]:
-        """Scored fraction and statistics of the ADLP scores."""
-        return self.core.table.stats()
-
-    def sample_scores(self, sample_idx) -> torch.Tensor:
-        """ADLP score of each dataset index (float64); NaN if never
-        scored."""
-        return self.core.table.scores(sample_idx)
-
-    def selection_counts(self, sample_idx=None) -> torch.Tensor:
-        """How many times each dataset index was trained on by the SAM
-        passes (and so scored), int64; all indices when None."""
-        return self.core.table.counts(sample_idx)
-
-
 def init_keys(cls) -> set:
     """The keyword settings ``cls(optimizer, ...)`` accepts, along its
-    MRO."""
+    MRO, and its method's settings for a SAM-family wrapper."""
     keys = set()
-    for klass in cls.__mro__:
+    classes = list(cls.__mro__)
+    method = getattr(cls, 'method', None)
+    if isinstance(method, type):
+        classes += method.__mro__
+    for klass in classes:
         if klass is object or '__init__' not in vars(klass):
             continue
         for name, par in inspect.signature(klass.__init__).parameters.items():
@@ -421,6 +346,13 @@ def _check_keys(cls, kwargs: dict) -> None:
     (it would reach OptimWrapper.__init__ otherwise)."""
     valid = init_keys(cls)
     unknown = sorted(set(kwargs) - valid)
+    for key in unknown:
+        if key in PERTURBATION_KEYS:
+            raise ValueError(
+                f'{cls.__name__} has no {key!r}: {cls.method.__name__} '
+                'does not perturb the weights along the gradient (see its '
+                'docs for what it does instead)'
+            )
     if unknown:
         hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
         hint = ''.join(
@@ -487,11 +419,3 @@ def _device_of(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     return torch.device('cpu')
-
-
-def refuse_perturbation_keys(wrapper: str, kwargs: dict, why: str) -> None:
-    """A wrapper whose method does not perturb the weights (MESA, SAF)
-    refuses SAM's perturbation settings instead of ignoring them."""
-    for key in ('rho', 'adaptive', 'eta'):
-        if key in kwargs:
-            raise ValueError(f'{wrapper} has no {key!r}: {why}')

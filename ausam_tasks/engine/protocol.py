@@ -122,8 +122,8 @@ def _no_outputs_mode(model: nn.Module, why: str) -> NotImplementedError:
         f'{type(model).__name__} does not support forward(..., mode='
         f"'{OUTPUTS_MODE}') ({why}), which this optimizer wrapper needs for "
         "per-sample outputs: return the loss-mode dict plus an 'outputs' "
-        "tensor of shape (B, ...) in that mode. See 'The model protocol' "
-        'in README.md.'
+        'tensor of shape (B, ...) in that mode and set the class attribute '
+        "sam_outputs_mode = True. See 'The model protocol' in README.md."
     )
 
 
@@ -154,26 +154,18 @@ class LossClosure:
         n = self.size if positions is None else len(positions)
         mode = OUTPUTS_MODE if with_outputs else 'loss'
         with self.context():
-            out = self._forward(cached[1], mode)
+            out = self.net(**cached[1], mode=mode)
         if with_outputs:
             out = dict(out) if isinstance(out, dict) else out
             outputs = self._outputs(out, n)
         losses = per_sample_losses(out, n)
-        if not self.extras:
+        # The model's own training forward, not an eval-mode one of other
+        # weights (MESA's teacher), gives the logged extras.
+        if not self.extras and self._model().training:
             self.extras.update(
                 {k: v for k, v in out.items() if k not in losses}
             )
         return (losses, outputs) if with_outputs else losses
-
-    def _forward(self, batch: dict, mode: str):
-        if mode == 'loss':
-            return self.net(**batch, mode=mode)
-        try:
-            return self.net(**batch, mode=mode)
-        except (ValueError, RuntimeError, NotImplementedError) as err:
-            if OUTPUTS_MODE not in str(err):
-                raise  # a real failure inside forward, not an unknown mode
-            raise _no_outputs_mode(self._model(), 'it refused it') from err
 
     def _outputs(self, out, n: int) -> torch.Tensor:
         if not isinstance(out, dict) or 'outputs' not in out:
@@ -211,6 +203,10 @@ def sam_train_step(model, data, optim_wrapper, forward_model=None):
             f'inputs and data_samples, got {type(data)}'
         )
     idx = sample_indices(data.get('data_samples'))
+    if 'outputs' in optim_wrapper.core.needs and not getattr(
+        model, 'sam_outputs_mode', False
+    ):
+        raise _no_outputs_mode(model, 'it does not set sam_outputs_mode')
     stack = getattr(model, 'sam_stack_batch', None)
     if callable(stack):
         data = stack(data)

@@ -5,14 +5,13 @@ Du et al. 2022a, "Efficient Sharpness-aware Minimization for Improved
 Training of Neural Networks" (ICLR 2022).
 """
 
-from typing import List, Optional
+from typing import List
 
 import torch
-from torch import nn
 
-from ..sam import SAM, StepResult, backward, perturbation, second_pass
-from ..sam import total_loss as _total
+from ..sam import SAM
 from ..selection import subset_size
+from ..step import Closure, StepContext, StepResult
 
 
 def swp_masks(
@@ -78,88 +77,30 @@ class ESAM(SAM):
             )
         self.beta, self.gamma, self.seed = beta, gamma, int(seed)
 
-    @torch.no_grad()
-    def perturb(self, step: Optional[int] = None) -> None:
-        """w <- w + eps with the SWP mask of ``step`` (exact copy of w
-        kept for ``restore``)."""
-        params = [
-            p
-            for p in self._params_with_grad()
-            if getattr(p, 'sam_perturb', True)
-        ]
-        eps = perturbation(params, self.rho, self.adaptive, self.eta)
-        if self.beta < 1.0:
-            step = self.num_steps if step is None else step
-            torch._foreach_mul_(
-                eps, swp_masks(params, self.beta, self.seed, step)
-            )
-            torch._foreach_mul_(eps, 1.0 / self.beta)
-        self._saved = (params, [p.detach().clone() for p in params])
-        torch._foreach_add_(params, eps)
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        return self.sam_step(closure, ctx)
 
-    def step(
-        self,
-        closure,
-        model: Optional[nn.Module] = None,
-        scaler=None,
-        update=None,
-    ) -> StepResult:
-        update = update or self.optimizer.step
-        step = self.num_steps
-        self.num_steps += 1
-        finite = scaler is None  # fp16: non-finite means overflow
-        losses1 = closure(None)
-        l1 = _total(losses1, step, 'at w', finite, self.finite)
-        backward(l1.mean(), scaler)
-        l1 = l1.detach()
-        first = {k: v.detach() for k, v in losses1.items()}
-        if scaler is not None and not _unscale(
-            self._params_with_grad(), scaler
-        ):
-            update()  # the scaler sees the overflow: skip, back off
-            self.optimizer.zero_grad(set_to_none=True)
-            return StepResult(losses=first, loss_before=l1, skipped=True)
-        self.perturb(step)  # SWP (Sec. 3.1)
-        self.optimizer.zero_grad(set_to_none=True)
-        # SDS (Sec. 3.2): rank the whole batch by its loss rise at w + eps
-        # without autograd, then forward/backward the top n only.
-        k = len(l1)
+    def epsilon(self, params, ctx) -> List[torch.Tensor]:
+        eps = super().epsilon(params, ctx)
+        if self.beta < 1.0:  # SWP (Sec. 3.1)
+            masks = swp_masks(params, self.beta, self.seed, ctx.step)
+            torch._foreach_mul_(eps, masks)
+            torch._foreach_mul_(eps, 1.0 / self.beta)
+        return eps
+
+    def second_pass(self, closure, ctx, positions, loss_before):
+        """SDS (Sec. 3.2): rank the whole batch by its loss rise at w + eps
+        without autograd, then forward/backward the top n only."""
+        k = len(loss_before)
         n = subset_size(k, self.gamma)
-        try:
-            with second_pass(model):
-                if n < k:
-                    with torch.no_grad():
-                        l2_all = _total(
-                            closure(None),
-                            step,
-                            'at w + eps',
-                            finite,
-                            self.finite,
-                        )
-                    rise = l2_all.float() - l1.float()
-                    pos = torch.topk(rise, n).indices.sort().values
-                    l2 = _total(
-                        closure(pos), step, 'at w + eps', finite, self.finite
-                    )
-                else:
-                    pos = None
-                    l2 = _total(
-                        closure(None), step, 'at w + eps', finite, self.finite
-                    )
-                    l2_all = l2.detach()
-                backward(l2.mean(), scaler)
-        finally:
-            self.restore()
-        update()
-        self.optimizer.zero_grad(set_to_none=True)
-        result = StepResult(
-            losses=first,
-            loss_before=l1,
-            loss_after=l2_all,
-            positions=pos,
-            skipped=not bool(torch.isfinite(l2.detach()).all()),
-        )
-        return self._checked(step, result)
+        if n == k:
+            return super().second_pass(closure, ctx, None, loss_before)
+        with torch.no_grad():
+            after = self.loss(closure(None), ctx, 'at w + eps')
+        rise = after.float() - loss_before.float()
+        pos = torch.topk(rise, n).indices.sort().values
+        super().second_pass(closure, ctx, pos, loss_before)
+        return after.detach(), pos
 
     def state_dict(self) -> dict:
         return {'num_steps': self.num_steps, 'seed': self.seed}
@@ -167,14 +108,3 @@ class ESAM(SAM):
     def load_state_dict(self, state: dict) -> None:
         self.num_steps = int(state['num_steps'])
         self.seed = int(state.get('seed', self.seed))
-
-
-def _unscale(params: List[torch.Tensor], scaler) -> bool:
-    """Unscale the fp16 gradients in place before the norm of Eq. 2;
-    False on an overflow (as SAM.two_passes does)."""
-    grads = [p.grad for p in params]
-    if not grads:
-        return True
-    torch._foreach_mul_(grads, 1.0 / scaler.get_scale())
-    norms = torch._foreach_norm(grads)
-    return bool(torch.isfinite(torch.stack(norms)).all())

@@ -1,34 +1,31 @@
 """K-SAM (Ni et al. 2022, "K-SAM: Sharpness-Aware Minimization at the Speed
 of SGD"), the efficient way: rank without autograd, train on the top n."""
 
-from typing import Callable, Optional
-
 import torch
-from torch import nn
 
-from ..sam import (
-    SAM,
-    Closure,
-    StepResult,
-    frozen_stats_closure,
-    rank_by_loss,
-)
+from ..perturb import frozen_stats_closure
+from ..sam import SAM
 from ..selection import select_topk_loss, subset_size
+from ..step import Closure, Method, StepContext, StepResult
+
+
+def ranked_subset(method: Method, closure: Closure, ctx, alpha: float):
+    """(positions of the top round(alpha K) losses at w, the closure with
+    running statistics frozen). The ranking forward runs without autograd
+    in train mode and is the step's one running-statistics update, as the
+    whole-batch forward of Ni et al. (2022) is; the SAM passes on the
+    subset then leave the statistics alone."""
+    with torch.no_grad():
+        ranked = method.loss(closure(None), ctx, 'at w (ranking pass)')
+    pos = select_topk_loss(ranked, subset_size(len(ranked), alpha))
+    return pos, frozen_stats_closure(closure, ctx.model)
 
 
 class KSAM(SAM):
     """SAM on the n = round(alpha K) samples of the batch with the highest
     loss at w: both passes (ascent, Eq. 2, and descent, Eq. 3) use the top
-    n only.
-
-    The ranking losses come from one forward of the whole batch without
-    autograd, so no graph of the K samples is kept or backpropagated.
-    BatchNorm: that whole-batch forward updates the running statistics (the
-    paper's only whole-batch forward); both SAM passes on the subset run
-    with them frozen (and QAT observers too, through ``second_pass``), so
-    each step updates them exactly once.
-    Passes per step: a no-grad forward of K, then two forward/backward
-    passes of n. No extra memory beyond SAM's.
+    n only (``ranked_subset``). Passes per step: a no-grad forward of K,
+    then two forward/backward passes of n. No extra memory beyond SAM's.
     """
 
     def __init__(
@@ -44,23 +41,8 @@ class KSAM(SAM):
             raise ValueError(f'K-SAM alpha must be in (0, 1], got {alpha}')
         self.alpha = float(alpha)
 
-    def select(self, losses: torch.Tensor) -> torch.Tensor:
-        """Batch positions of the n highest losses, in batch order."""
-        return select_topk_loss(losses, subset_size(len(losses), self.alpha))
-
-    def step(
-        self,
-        closure: Closure,
-        model: Optional[nn.Module] = None,
-        scaler=None,
-        update: Optional[Callable[[], None]] = None,
-    ) -> StepResult:
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
         if self.alpha >= 1.0:  # every sample: plain SAM, nothing to rank
-            return self.two_passes(closure, None, model, scaler, update)
-        ranked = rank_by_loss(
-            closure, self.num_steps, scaler is None, self.finite
-        )
-        pos = self.select(ranked)
-        return self.two_passes(
-            frozen_stats_closure(closure, model), pos, model, scaler, update
-        )
+            return self.sam_step(closure, ctx)
+        pos, closure = ranked_subset(self, closure, ctx, self.alpha)
+        return self.sam_step(closure, ctx, pos)

@@ -4,12 +4,10 @@ Sharpness-Aware Minimization", ICML, show that SAM applied only at the end
 of training recovers most of its gain; Zhou et al. 2025, "Sharpness-Aware
 Minimization Efficiently Selects Flatter Minima Late in Training")."""
 
-from typing import Callable, Optional
-
 import torch
-from torch import nn
 
-from ..sam import SAM, Closure, StepResult
+from ..sam import SAM
+from ..step import Closure, StepContext, StepResult
 
 
 class LatePhaseSAM(SAM):
@@ -32,14 +30,7 @@ class LatePhaseSAM(SAM):
             )
         self.start_epoch = start_epoch
 
-    def step(
-        self,
-        closure: Closure,
-        epoch: float = 0.0,
-        model: Optional[nn.Module] = None,
-        scaler=None,
-        update: Optional[Callable[[], None]] = None,
-    ) -> StepResult:
-        if epoch < self.start_epoch:
-            return self.one_pass(closure, None, scaler, update)
-        return self.two_passes(closure, None, model, scaler, update)
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        if ctx.epoch < self.start_epoch:
+            return self.plain_step(closure, ctx)
+        return self.sam_step(closure, ctx)

@@ -2,12 +2,12 @@
 Sharpness-Aware Minimization", CVPR; Algorithm 1)."""
 
 import warnings
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import torch
-from torch import nn
 
-from ..sam import SAM, Closure, StepResult
+from ..sam import SAM
+from ..step import Closure, StepContext, StepResult
 
 
 class LookSAM(SAM):
@@ -42,88 +42,64 @@ class LookSAM(SAM):
         self.g_v: Optional[List[Optional[torch.Tensor]]] = None
         self._g: Optional[List[Optional[torch.Tensor]]] = None
 
-    def _all_params(self) -> List[torch.Tensor]:
-        return [p for g in self.optimizer.param_groups for p in g['params']]
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        if ctx.step % self.k == 0 or self.g_v is None:
+            return self.sam_step(closure, ctx, before_update=self._store_g_v)
+        return self.plain_step(closure, ctx, before_update=self._reuse_g_v)
 
-    def perturb(self) -> None:
-        # g at w, already unscaled by two_passes, for the decomposition.
+    def epsilon(self, params, ctx) -> List[torch.Tensor]:
+        # g at w, already unscaled, for the decomposition.
         self._g = [
             None if p.grad is None else p.grad.detach().clone()
-            for p in self._all_params()
+            for p in self.params()
         ]
-        super().perturb()
-
-    def step(
-        self,
-        closure: Closure,
-        model: Optional[nn.Module] = None,
-        scaler=None,
-        update: Optional[Callable[[], None]] = None,
-    ) -> StepResult:
-        update = update or self.optimizer.step
-        if self.num_steps % self.k == 0 or self.g_v is None:
-            return self.two_passes(
-                closure,
-                None,
-                model,
-                scaler,
-                lambda: self._store_g_v(scaler, update),
-            )
-        return self.one_pass(
-            closure, None, scaler, lambda: self._reuse_g_v(update)
-        )
+        return super().epsilon(params, ctx)
 
     @torch.no_grad()
-    def _store_g_v(self, scaler, update) -> None:
+    def _store_g_v(self, ctx: StepContext) -> None:
         """g_v = g_s - (<g, g_s> / ||g||^2) g, with g_s read from ``p.grad``
         before the update (before clipping)."""
         g, self._g = self._g, None
-        if g is None:  # fp16 overflow in the first pass: nothing to store
-            update()
-            return
-        inv_scale = 1.0 if scaler is None else 1.0 / scaler.get_scale()
-        params = self._all_params()
+        inv_scale = 1.0 if ctx.scaler is None else 1.0 / ctx.scaler.get_scale()
+        params = self.params()
         keep = [
             i
             for i, p in enumerate(params)
             if p.grad is not None and g[i] is not None
         ]
+        if not keep:
+            return
         g_s = [params[i].grad.float() * inv_scale for i in keep]
         g_w = [g[i].float() for i in keep]
-        if g_s and bool(
-            torch.isfinite(torch.stack(torch._foreach_norm(g_s))).all()
-        ):
-            dot = sum((a * b).sum() for a, b in zip(g_s, g_w))
-            sq = sum((b * b).sum() for b in g_w)
-            coef = dot / sq.clamp_min(1e-24)  # ||g|| = 0: g_v = g_s
-            g_v = [None] * len(params)
-            for i, a, b in zip(keep, g_s, g_w):
-                g_v[i] = (a - coef * b).to(params[i].grad.dtype)
-            self.g_v = g_v
-        # else an fp16 overflow: the scaler skips the step, g_v is kept.
-        update()
+        dot = sum((a * b).sum() for a, b in zip(g_s, g_w, strict=True))
+        sq = sum((b * b).sum() for b in g_w)
+        coef = dot / sq.clamp_min(1e-24)  # ||g|| = 0: g_v = g_s
+        g_v = [None] * len(params)
+        for i, a, b in zip(keep, g_s, g_w, strict=True):
+            g_v[i] = (a - coef * b).to(params[i].grad.dtype)
+        self.g_v = g_v
 
     @torch.no_grad()
-    def _reuse_g_v(self, update) -> None:
+    def _reuse_g_v(self, ctx: StepContext) -> None:
         """grad <- g + alpha ||g|| / ||g_v|| g_v. The ratio carries
         an fp16 loss scale along, so scaled gradients stay scaled."""
         pairs = [
             (p.grad, v)
-            for p, v in zip(self._all_params(), self.g_v)
+            for p, v in zip(self.params(), self.g_v, strict=True)
             if p.grad is not None and v is not None
         ]
-        if pairs:
-            grads, g_v = [a for a, _ in pairs], [b for _, b in pairs]
-            g_norm = torch.linalg.vector_norm(
-                torch.stack(torch._foreach_norm(grads))
-            )
-            v_norm = torch.linalg.vector_norm(
-                torch.stack(torch._foreach_norm(g_v))
-            )
-            # A zero g_v (g_s parallel to g) adds nothing.
-            ratio = self.alpha * g_norm / v_norm.clamp_min(1e-12)
-            torch._foreach_add_(grads, torch._foreach_mul(g_v, ratio))
-        update()
+        if not pairs:
+            return
+        grads, g_v = [a for a, _ in pairs], [b for _, b in pairs]
+        g_norm = torch.linalg.vector_norm(
+            torch.stack(torch._foreach_norm(grads))
+        )
+        v_norm = torch.linalg.vector_norm(
+            torch.stack(torch._foreach_norm(g_v))
+        )
+        # A zero g_v (g_s parallel to g) adds nothing.
+        ratio = self.alpha * g_norm / v_norm.clamp_min(1e-12)
+        torch._foreach_add_(grads, torch._foreach_mul(g_v, ratio))
 
     def state_dict(self) -> dict:
         return {
@@ -142,7 +118,7 @@ class LookSAM(SAM):
                 f'checkpoint was trained with k={state["k"]}'
             )
         g_v = state.get('g_v')
-        params = self._all_params()
+        params = self.params()
         if g_v is not None and len(g_v) != len(params):
             raise ValueError(
                 f'the checkpoint stores g_v for {len(g_v)} parameters, the '
@@ -153,6 +129,6 @@ class LookSAM(SAM):
             if g_v is None
             else [
                 None if v is None else v.to(p.device)
-                for v, p in zip(g_v, params)
+                for v, p in zip(g_v, params, strict=True)
             ]
         )

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..sam import SAM, StepResult, backward, total_loss
+from ..step import Closure, Method, StepContext, StepResult
 
 
 def trajectory_kl(
@@ -27,7 +27,7 @@ def trajectory_kl(
     return kl * tau**2
 
 
-class MESA(SAM):
+class MESA(Method):
     """MESA (Du et al. 2022b) around any torch optimizer: one
     forward/backward of the model plus one forward of the teacher.
 
@@ -51,9 +51,12 @@ class MESA(SAM):
 
     The closure must accept ``with_outputs=True`` and return
     ``(losses, outputs)`` with per-sample outputs (logits) of shape
-    (n, ..., classes). Extra memory: the teacher (one copy of the weights
-    and buffers) and, for its forward, a transient copy of the model's.
+    (n, ..., classes) (``needs``). Extra memory: the teacher (one copy of
+    the weights and buffers) and, for its forward, a transient copy of the
+    model's.
     """
+
+    needs = frozenset({'outputs', 'model'})
 
     def __init__(
         self,
@@ -63,20 +66,13 @@ class MESA(SAM):
         temperature: float = 5.0,
         start_epoch: float = 5,
     ):
-        super().__init__(optimizer, rho=0.0)
+        super().__init__(optimizer)
         if not 0.0 <= decay < 1.0:
             raise ValueError(
                 f'decay must be in [0, 1) (the EMA teacher keeps decay of '
                 f'itself per step; 0 copies the model), got {decay}'
             )
-        if kl_weight < 0:
-            raise ValueError(
-                f'kl_weight (lambda) must be >= 0, got {kl_weight}'
-            )
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
-        if start_epoch < 0:
-            raise ValueError(f'start_epoch must be >= 0, got {start_epoch}')
+        check_kl_settings(kl_weight, temperature, start_epoch)
         self.decay, self.kl_weight = float(decay), float(kl_weight)
         self.temperature, self.start_epoch = temperature, start_epoch
         self.teacher: Optional[Dict[str, torch.Tensor]] = None
@@ -134,47 +130,27 @@ class MESA(SAM):
                 torch._foreach_copy_(live, saved)
 
     # --- the step -----------------------------------------------------
-    def step(
-        self,
-        closure,
-        model: nn.Module,
-        epoch: float = 0.0,
-        scaler=None,
-        update=None,
-        teacher_closure=None,
-    ) -> StepResult:
-        """``closure(positions, with_outputs)`` as in the module doc;
-        ``teacher_closure`` (default: ``closure``) runs the teacher."""
-        update = update or self.optimizer.step
-        step = self.num_steps
-        self.num_steps += 1
-        active = self.kl_weight > 0 and epoch >= self.start_epoch
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        model = ctx.model
         self._teacher_for(model)
-        if active:
+        if self.kl_weight > 0 and int(ctx.epoch) >= self.start_epoch:
+            # The teacher's forward runs in eval mode, so the closure keeps
+            # the model's own forward for its logged extras.
             with self.teacher_weights(model), torch.no_grad():
-                _, target = (teacher_closure or closure)(
-                    None, with_outputs=True
-                )
+                _, target = closure(None, with_outputs=True)
             losses, outputs = closure(None, with_outputs=True)
-            _check_outputs(outputs, target)
+            check_outputs(outputs, target)
             kl = trajectory_kl(outputs, target, self.temperature)
             losses = dict(losses, loss_kl=self.kl_weight * kl)
         else:
             losses = closure(None)
-        loss = total_loss(losses, step, 'at w', scaler is None, self.finite)
-        backward(loss.mean(), scaler)
-        update()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = loss.detach()
-        skipped = not bool(torch.isfinite(loss).all())
-        if not skipped:  # fp16 overflow: no update, so no EMA step either
-            self.update_teacher(model)
-        result = StepResult(
-            losses={k: v.detach() for k, v in losses.items()},
-            loss_before=loss,
-            skipped=skipped,
+        # The EMA step follows an applied update only (not an fp16 skip).
+        return self.one_pass_step(
+            losses,
+            ctx,
+            after_update=lambda c: self.update_teacher(model),
+            sam=None,
         )
-        return self._checked(step, result)
 
     def state_dict(self) -> dict:
         return {'num_steps': self.num_steps, 'teacher': self.teacher}
@@ -187,14 +163,25 @@ class MESA(SAM):
             }
 
 
-def _check_outputs(outputs, target) -> None:
+def check_kl_settings(kl_weight, temperature, start_epoch) -> None:
+    """The settings of the KL term MESA and SAF add."""
+    if kl_weight < 0:
+        raise ValueError(f'kl_weight (lambda) must be >= 0, got {kl_weight}')
+    if not temperature > 0:
+        raise ValueError(f'temperature must be > 0, got {temperature}')
+    if start_epoch < 0:
+        raise ValueError(f'start_epoch must be >= 0, got {start_epoch}')
+
+
+def check_outputs(outputs, target=None) -> None:
+    """Per-sample outputs (n, ..., classes), shaped as ``target`` if any."""
     if not isinstance(outputs, torch.Tensor) or outputs.dim() < 2:
         raise ValueError(
-            'MESA needs per-sample outputs of shape (n, ..., classes) from '
-            f'closure(..., with_outputs=True), got '
+            'SAF and MESA need per-sample outputs of shape (n, ..., classes) '
+            'from closure(..., with_outputs=True), got '
             f'{getattr(outputs, "shape", type(outputs).__name__)}'
         )
-    if outputs.shape != target.shape:
+    if target is not None and outputs.shape != target.shape:
         raise ValueError(
             f'student outputs {tuple(outputs.shape)} and teacher outputs '
             f'{tuple(target.shape)} differ'

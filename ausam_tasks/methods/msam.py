@@ -4,22 +4,23 @@ Becker, Altrock and Risse 2024, "Momentum-SAM: Sharpness Aware
 Minimization without Computational Overhead" (arXiv:2401.12033).
 """
 
-from typing import List, Optional
+import contextlib
 
 import torch
-from torch import nn
 
-from ..sam import SAM, StepResult, backward, total_loss
+from ..perturb import perturbed
+from ..step import Closure, Method, StepContext, StepResult
 
-# Where each base optimizer keeps its momentum vector v.
-MOMENTUM_STATE = {
-    'SGD': 'momentum_buffer',
-    'Adam': 'exp_avg',
-    'AdamW': 'exp_avg',
-}
+# Where each base optimizer keeps its momentum vector v, and the setting
+# that must be > 0 for it to have one (AdamW is checked before Adam).
+MOMENTUM_STATE = (
+    (torch.optim.SGD, 'momentum_buffer', 'momentum'),
+    (torch.optim.AdamW, 'exp_avg', 'betas'),
+    (torch.optim.Adam, 'exp_avg', 'betas'),
+)
 
 
-class MSAM(SAM):
+class MSAM(Method):
     """MSAM (Becker et al. 2024, Algorithm 1) around SGD with momentum, Adam
     or AdamW: one forward/backward per step.
 
@@ -49,98 +50,58 @@ class MSAM(SAM):
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, rho: float = 3.0):
-        super().__init__(optimizer, rho)
-        kind = type(optimizer).__name__
-        key = MOMENTUM_STATE.get(kind)
-        if key is None:
-            raise ValueError(
-                f"MSAM perturbs along the base optimizer's momentum; "
-                f'{kind} has none it knows. Use one of '
-                f'{sorted(MOMENTUM_STATE)}.'
-            )
-        for group in optimizer.param_groups:
-            mu = group['momentum'] if kind == 'SGD' else group['betas'][0]
-            if not mu > 0:
-                raise ValueError(
-                    f'MSAM needs momentum: the {kind} optimizer has '
-                    f'{"momentum" if kind == "SGD" else "betas[0]"}={mu}; '
-                    'set it > 0 (the paper uses 0.9)'
-                )
-        self._key = key
-
-    def _perturbable(self) -> List[torch.Tensor]:
-        return [
-            p
-            for group in self.optimizer.param_groups
-            for p in group['params']
-            if p.requires_grad and getattr(p, 'sam_perturb', True)
+        super().__init__(optimizer)
+        if rho < 0:
+            raise ValueError(f'rho must be >= 0, got {rho}')
+        self.rho = rho
+        found = [
+            (key, setting)
+            for kind, key, setting in MOMENTUM_STATE
+            if isinstance(optimizer, kind)
         ]
+        if not found:
+            raise ValueError(
+                "MSAM perturbs along the base optimizer's momentum; "
+                f'{type(optimizer).__name__} has none it knows. Use SGD '
+                '(with momentum), Adam or AdamW, or a subclass of them.'
+            )
+        self._key, setting = found[0]
+        for group in optimizer.param_groups:
+            mu = group[setting] if setting == 'momentum' else group[setting][0]
+            if not mu > 0:
+                name = 'momentum' if setting == 'momentum' else 'betas[0]'
+                raise ValueError(
+                    f'MSAM needs momentum: the {type(optimizer).__name__} '
+                    f'optimizer has {name}={mu}; set it > 0 (the paper uses '
+                    '0.9)'
+                )
 
-    @torch.no_grad()
-    def perturb(self) -> None:
-        """w <- w - rho v / ||v|| (Algorithm 1), keeping an exact copy
-        of w for ``restore``."""
-        if self._saved is not None:
-            raise RuntimeError('MSAM.perturb: the weights are perturbed')
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        with self.perturbed():
+            losses, loss = self.pass_at(closure, ctx, where='at w - rho v/|v|')
+        skipped = self.overflowed(ctx)
+        self.apply(ctx)  # the gradient at w~, applied at w
+        # The one loss there is, at w~; no SAM pass to log.
+        return StepResult(
+            losses=losses, loss_before=loss, skipped=skipped, sam=None
+        )
+
+    def perturbed(self):
+        """Context: the model at w~ = w - rho v/||v|| inside, w after
+        (bit-exact). Before the first step v = 0 and eps = 0."""
         params, bufs = [], []
-        for p in self._perturbable():
+        for p in self.params():
+            if not p.requires_grad or not getattr(p, 'sam_perturb', True):
+                continue
             v = self.optimizer.state.get(p, {}).get(self._key)
             if v is not None:
                 params.append(p)
                 bufs.append(v)
-        if not bufs:  # first step: v = 0, eps = 0
-            self._saved = ([], [])
-            return
-        self._saved = (params, [p.detach().clone() for p in params])
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(bufs)))
-        eps = torch._foreach_mul(bufs, -self.rho / norm.clamp_min(1e-12))
-        torch._foreach_add_(params, eps)
-
-    @torch.no_grad()
-    def restore(self) -> None:
-        """w~ -> w (bit-exact)."""
-        if self._saved[0]:
-            super().restore()
-        self._saved = None
-
-    def perturbed(self):
-        """Context: the model at w~ = w - rho v/||v|| inside, w after."""
-        return _Perturbed(self)
-
-    def step(
-        self,
-        closure,
-        model: Optional[nn.Module] = None,
-        scaler=None,
-        update=None,
-    ) -> StepResult:
-        update = update or self.optimizer.step
-        step = self.num_steps
-        self.num_steps += 1
-        with self.perturbed():
-            losses = closure(None)
-            loss = total_loss(
-                losses, step, 'at w - rho v/|v|', scaler is None, self.finite
+        if not bufs:
+            return contextlib.nullcontext()
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(
+                torch.stack(torch._foreach_norm(bufs))
             )
-            backward(loss.mean(), scaler)
-        update()  # the gradient at w~, applied at w
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = loss.detach()
-        result = StepResult(
-            losses={k: v.detach() for k, v in losses.items()},
-            loss_before=loss,  # the one loss there is, at w~
-            skipped=not bool(torch.isfinite(loss).all()),
-        )
-        return self._checked(step, result)
-
-
-class _Perturbed:
-    def __init__(self, core: MSAM):
-        self.core = core
-
-    def __enter__(self):
-        self.core.perturb()
-
-    def __exit__(self, *exc):
-        self.core.restore()
-        return False
+            eps = torch._foreach_mul(bufs, -self.rho / norm.clamp_min(1e-12))
+        return perturbed(params, eps)

@@ -1,12 +1,12 @@
 """RST (Zhao, Zhang & Hu 2022, "Randomized Sharpness-Aware Training for
 Boosting Computational Efficiency in Deep Learning")."""
 
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
-from torch import nn
 
-from ..sam import SAM, Closure, StepResult
+from ..sam import SAM
+from ..step import Closure, StepContext, StepResult
 
 SCHEDULES = ('constant', 'linear')
 
@@ -72,17 +72,10 @@ class RST(SAM):
             torch.rand(1, generator=g).item() < self.probability(progress)
         )
 
-    def step(
-        self,
-        closure: Closure,
-        progress: float = 0.0,
-        model: Optional[nn.Module] = None,
-        scaler=None,
-        update: Optional[Callable[[], None]] = None,
-    ) -> StepResult:
-        if self.draw(progress):
-            return self.two_passes(closure, None, model, scaler, update)
-        return self.one_pass(closure, None, scaler, update)
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        if self.draw(ctx.progress):
+            return self.sam_step(closure, ctx)
+        return self.plain_step(closure, ctx)
 
     def state_dict(self) -> dict:
         return {'num_steps': self.num_steps, 'seed': self.seed}

@@ -5,17 +5,16 @@ Du et al. 2022b, "Sharpness-Aware Training for Free" (NeurIPS 2022),
 Sec. 4.2.
 """
 
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
-import torch.distributed as dist
-from torch import nn
 
-from ..sam import SAM, StepResult, _distributed, backward, total_loss
-from .mesa import _check_outputs, trajectory_kl
+from ..exchange import gather_rows
+from ..step import Closure, Method, StepContext, StepResult
+from .mesa import check_kl_settings, check_outputs, trajectory_kl
 
 
-class SAF(SAM):
+class SAF(Method):
     """SAF (Du et al. 2022b) around any torch optimizer: one
     forward/backward per step, no teacher.
 
@@ -38,6 +37,8 @@ class SAF(SAM):
     table.
     """
 
+    needs = frozenset({'sample_idx', 'outputs'})
+
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
@@ -47,20 +48,13 @@ class SAF(SAM):
         temperature: float = 5.0,
         start_epoch: int = 5,
     ):
-        super().__init__(optimizer, rho=0.0)
+        super().__init__(optimizer)
         if int(lag) != lag or lag < 1:
             raise ValueError(
                 f'lag (E~, epochs between a record and its use) must be an '
                 f'integer >= 1, got {lag}'
             )
-        if kl_weight < 0:
-            raise ValueError(
-                f'kl_weight (lambda) must be >= 0, got {kl_weight}'
-            )
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
-        if start_epoch < 0:
-            raise ValueError(f'start_epoch must be >= 0, got {start_epoch}')
+        check_kl_settings(kl_weight, temperature, start_epoch)
         if num_samples is not None and num_samples < 1:
             raise ValueError(f'num_samples must be >= 1, got {num_samples}')
         self.lag, self.kl_weight = int(lag), float(kl_weight)
@@ -71,6 +65,14 @@ class SAF(SAM):
         self.outputs: Optional[torch.Tensor] = None
         self.recorded: Optional[torch.Tensor] = None
 
+    def fix_size(self, num_samples: int) -> None:
+        """Size the output table to the dataset (as AUSAM's score table):
+        from then on an index outside it is an error."""
+        if self.num_samples is None:
+            self.num_samples = int(num_samples)
+            if self.outputs is not None:
+                self._resize(self.num_samples)
+
     def _table_for(self, idx: torch.Tensor, shape) -> None:
         need = int(idx.max()) + 1 if len(idx) else 0
         if self.num_samples is not None and need > self.num_samples:
@@ -79,24 +81,34 @@ class SAF(SAM):
                 f'{self.num_samples} samples: num_samples must be the '
                 'dataset size'
             )
-        size = self.num_samples or need
-        slots = self.lag + 1
         if self.outputs is None:
-            self.outputs = torch.zeros(slots, size, *shape)
-            self.recorded = torch.full((slots, size), -1, dtype=torch.long)
+            slots = self.lag + 1
+            self.outputs = torch.zeros(slots, 0, *shape)
+            self.recorded = torch.full((slots, 0), -1, dtype=torch.long)
+            self._resize(self.num_samples or _grown(need))
         elif tuple(self.outputs.shape[2:]) != tuple(shape):
             raise ValueError(
                 f'outputs of shape {tuple(shape)} per sample, but the table '
                 f'holds {tuple(self.outputs.shape[2:])}'
             )
-        elif need > self.outputs.shape[1]:  # grow with the largest index
-            grow = need - self.outputs.shape[1]
-            self.outputs = torch.cat(
-                [self.outputs, torch.zeros(slots, grow, *shape)], 1
+        elif need > self.outputs.shape[1]:
+            self._resize(_grown(need))
+
+    def _resize(self, size: int) -> None:
+        """The table with ``size`` rows, the recorded ones kept."""
+        if self.recorded[:, size:].ge(0).any():
+            raise ValueError(
+                f'the output table holds records for indices >= {size}: it '
+                'was built for a larger dataset'
             )
-            self.recorded = torch.cat(
-                [self.recorded, torch.full((slots, grow), -1)], 1
-            )
+        slots, n = self.lag + 1, min(size, self.outputs.shape[1])
+        outputs = self.outputs.new_zeros(slots, size, *self.outputs.shape[2:])
+        recorded = self.recorded.new_full((slots, size), -1)
+        outputs[:, :n], recorded[:, :n] = (
+            self.outputs[:, :n],
+            self.recorded[:, :n],
+        )
+        self.outputs, self.recorded = outputs, recorded
 
     def past_outputs(self, idx: torch.Tensor, epoch: int):
         """(outputs recorded in ``epoch``, whether there is one) of the
@@ -106,28 +118,17 @@ class SAF(SAM):
         return self.outputs[slot, idx], valid
 
     def record(self, idx: torch.Tensor, outputs: torch.Tensor, epoch: int):
-        idx, outputs = _gather_rows(idx, outputs.detach().float())
+        idx, outputs = gather_rows(idx, outputs.detach().float())
         self._table_for(idx, outputs.shape[1:])
         slot = epoch % (self.lag + 1)
         self.outputs[slot, idx] = outputs.cpu()
         self.recorded[slot, idx] = epoch
 
-    def step(
-        self,
-        closure,
-        sample_idx: Iterable[int],
-        epoch: float = 0.0,
-        model: Optional[nn.Module] = None,
-        scaler=None,
-        update=None,
-    ) -> StepResult:
-        update = update or self.optimizer.step
-        step = self.num_steps
-        self.num_steps += 1
-        idx = torch.as_tensor(sample_idx, dtype=torch.int64).cpu()
-        epoch = int(epoch)
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        idx = torch.as_tensor(ctx.sample_idx, dtype=torch.int64).cpu()
+        epoch = int(ctx.epoch)
         losses, outputs = closure(None, with_outputs=True)
-        _check_outputs(outputs, outputs)
+        check_outputs(outputs)
         self._table_for(idx, outputs.shape[1:])
         past = epoch - self.lag
         if self.kl_weight > 0 and epoch >= self.start_epoch and past >= 0:
@@ -137,20 +138,11 @@ class SAF(SAM):
             )
             kl = kl * valid.to(kl.device, kl.dtype)
             losses = dict(losses, loss_kl=self.kl_weight * kl)
-        loss = total_loss(losses, step, 'at w', scaler is None, self.finite)
-        backward(loss.mean(), scaler)
-        update()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = loss.detach()
-        skipped = not bool(torch.isfinite(loss).all())
-        if not skipped:
+
+        def record(_):  # after an applied update only
             self.record(idx, outputs, epoch)
-        result = StepResult(
-            losses={k: v.detach() for k, v in losses.items()},
-            loss_before=loss,
-            skipped=skipped,
-        )
-        return self._checked(step, result)
+
+        return self.one_pass_step(losses, ctx, after_update=record, sam=None)
 
     def state_dict(self) -> dict:
         return {
@@ -166,28 +158,7 @@ class SAF(SAM):
             self.recorded = state['recorded'].detach().clone().cpu()
 
 
-def _gather_rows(idx: torch.Tensor, rows: torch.Tensor):
-    """All ranks' (index, outputs) pairs, so every rank keeps the same
-    table."""
-    if not _distributed():
-        return idx, rows
-    device = (
-        torch.device('cuda', torch.cuda.current_device())
-        if dist.get_backend() == 'nccl'
-        else torch.device('cpu')
-    )
-    shape = rows.shape[1:]
-    flat = rows.reshape(len(rows), -1)
-    n = torch.tensor([len(idx)], device=device)
-    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, n)
-    width = int(max(s.item() for s in sizes))
-    # Indices are exact in float64 up to 2**53.
-    packed = torch.zeros(width, 1 + flat.shape[1], dtype=torch.float64)
-    packed[: len(idx), 0] = idx.double()
-    packed[: len(idx), 1:] = flat.double().cpu()
-    packed = packed.to(device)
-    parts = [torch.empty_like(packed) for _ in sizes]
-    dist.all_gather(parts, packed)
-    allp = torch.cat([p[: int(s.item())].cpu() for p, s in zip(parts, sizes)])
-    return allp[:, 0].round().long(), allp[:, 1:].float().reshape(-1, *shape)
+def _grown(size: int) -> int:
+    # Next power of two, as the score table: amortised O(1), and the same
+    # on every data-parallel rank.
+    return 1 << max(size - 1, 0).bit_length()

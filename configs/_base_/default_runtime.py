@@ -28,7 +28,10 @@ default_hooks = dict(
 
 # Per-epoch wall time, fraction of samples the SAM passes used, AUSAM score
 # statistics.
-custom_hooks = [dict(type='SharpnessAwareLoggerHook')]
+custom_hooks = [
+    dict(type='SharpnessAwareLoggerHook'),
+    dict(type='SharpnessAwareStateHook'),
+]
 
 env_cfg = dict(
     cudnn_benchmark=True,

@@ -30,6 +30,7 @@ custom_hooks = [
     dict(type='PCKhTableHook'),
     # Per-epoch wall time, share of samples in the SAM passes, AUSAM scores.
     dict(type='SharpnessAwareLoggerHook'),
+    dict(type='SharpnessAwareStateHook'),
 ]
 
 # SAM/AUSAM steps under DDP need the SAM-aware wrapper; harmless otherwise.

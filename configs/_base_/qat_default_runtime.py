@@ -10,5 +10,6 @@ custom_imports = dict(
 )
 custom_hooks = [
     dict(type='SharpnessAwareLoggerHook'),
+    dict(type='SharpnessAwareStateHook'),
     dict(type='QATCalibrationHook', num_batches=16),
 ]

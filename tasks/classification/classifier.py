@@ -126,6 +126,8 @@ class ImageClassifier(SAMTrainStepMixin, BaseModel):
             # data-dependent control flow (selection, overflow skips).
             self.net.compile(**compile_kwargs)
 
+    sam_outputs_mode = True  # forward(..., mode='loss_and_outputs')
+
     def forward(
         self,
         inputs: torch.Tensor,

@@ -164,13 +164,26 @@ def write_cifar_pickles(
 
 
 def synthetic_images(
-    num: int, num_classes: int = 10, size: int = 32, seed: int = 0
+    num: int,
+    num_classes: int = 10,
+    size: int = 32,
+    seed: int = 0,
+    pixel_noise: float = 40.0,
+    class_colours: bool = True,
+    labels=None,
 ):
     """Learnable but not trivial images: class = (colour pair, stripe
     orientation), plus noise and random shifts. Returns (N x size x size x 3
-    uint8, labels)."""
+    uint8, labels).
+
+    ``class_colours=False`` draws each image's colour pair at random, so only
+    the stripes (orientation, width) tell the class; with more
+    ``pixel_noise`` that is a harder task. ``labels`` (N ints) fixes the
+    classes instead of drawing them."""
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, num_classes, num)
+    if labels is None:
+        labels = rng.integers(0, num_classes, num)
+    labels = np.asarray(labels, dtype=np.int64)
     palette = rng.integers(30, 226, (num_classes, 2, 3))
     yy, xx = np.mgrid[0:size, 0:size]
     imgs = np.empty((num, size, size, 3), np.uint8)
@@ -182,10 +195,13 @@ def synthetic_images(
             np.sin(freq * (np.cos(angle) * xx + np.sin(angle) * yy) + phase)
             > 0
         )
-        img = np.where(wave[..., None], palette[c, 0], palette[c, 1]).astype(
+        colours = (
+            palette[c] if class_colours else rng.integers(30, 226, (2, 3))
+        )
+        img = np.where(wave[..., None], colours[0], colours[1]).astype(
             np.float32
         )
-        img += rng.normal(0, 40, img.shape)
+        img += rng.normal(0, pixel_noise, img.shape)
         imgs[i] = np.clip(img, 0, 255).astype(np.uint8)
     return imgs, labels
 
@@ -235,6 +251,52 @@ def symmetric_label_noise(
     offsets = rng.integers(1, num_classes, size=len(flipped))
     noisy[flipped] = (labels[flipped] + offsets) % num_classes
     return noisy, flipped
+
+
+def write_split_folder(
+    root: str | os.PathLike,
+    images: np.ndarray,
+    labels,
+    train_per_class: int,
+    val_per_class: int,
+    classes: Optional[list] = None,
+    label_noise: float = 0.0,
+    seed: int = 0,
+) -> Path:
+    """Save a class-balanced split as ``root/train/<class>/`` and
+    ``root/val/<class>/`` (the ``--image-folder`` layout), once: of each
+    class the first ``val_per_class`` images (in the given order) are held
+    out, the next ``train_per_class`` train. ``label_noise`` flips that
+    fraction of the *training* labels (``symmetric_label_noise``); held-out
+    labels stay clean. Returns ``root``."""
+    root = Path(root)
+    if (root / '.complete').is_file():
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    labels = np.asarray(labels)
+    num_classes = len(classes) if classes else int(labels.max()) + 1
+    val, train = [], []
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < val_per_class + train_per_class:
+            raise ValueError(
+                f'class {c} has {len(idx)} images, fewer than '
+                f'{val_per_class} held-out + {train_per_class} training'
+            )
+        val.extend(idx[:val_per_class])
+        train.extend(idx[val_per_class : val_per_class + train_per_class])
+    train_labels = labels[train]
+    if label_noise:
+        train_labels = symmetric_label_noise(
+            train_labels, label_noise, num_classes, seed
+        )[0]
+    write_image_folder(root / 'val', images[val], labels[val], '.png', classes)
+    write_image_folder(
+        root / 'train', images[train], train_labels, '.png', classes
+    )
+    (root / '.complete').touch()
+    return root
 
 
 def cifar10_jpg_split(

@@ -128,15 +128,21 @@ def test_bad_settings():
 def test_closure_with_outputs_returns_the_logits_of_the_positions_asked():
     from mmengine.optim import build_optim_wrapper
 
+    from ausam_tasks import SAM
     from ausam_tasks.engine import SAMOptimWrapper
 
-    class RecordOutputs(SAMOptimWrapper):
-        def _run(self, closure, idx, model):
+    class Recording(SAM):
+        needs = frozenset({'outputs', 'model'})
+
+        def rule(self, closure, ctx):
             with torch.no_grad():  # a direct forward, before the update
-                self.logits = model.net(closure.data['inputs'])
+                self.logits = ctx.model.net(closure.data['inputs'])
             self.whole = closure(None, with_outputs=True)
             self.part = closure(torch.tensor([4, 1]), with_outputs=True)
-            return super()._run(closure, idx, model)
+            return super().rule(closure, ctx)
+
+    class RecordOutputs(SAMOptimWrapper):
+        method = Recording
 
     model = make_model().eval()  # fixed BN statistics: subsets comparable
     ow = build_optim_wrapper(
@@ -144,6 +150,7 @@ def test_closure_with_outputs_returns_the_logits_of_the_positions_asked():
         dict(type=RecordOutputs, optimizer=dict(type='SGD', lr=0.1)),
     )
     model.train_step(make_batch(), ow)
+    ow = ow.core
     logits = ow.logits
     # make_batch labels are i % 5.
     labels = torch.tensor([0, 1, 2, 3, 4, 0])

@@ -40,6 +40,7 @@ def train(tmp_path, log_every_iter, interval=3, wrapper=AUSAM, hooks=()):
                 progress_seconds=0,
                 log_every_iter=log_every_iter,
             ),
+            dict(type='SharpnessAwareStateHook'),
             *hooks,
         ],
         experiment_name=f'nostall_{uuid.uuid4().hex}',
@@ -229,7 +230,7 @@ def test_closure_cuts_each_positions_tensor_once():
 
 
 def test_a_resumed_run_names_its_own_steps():
-    from ausam_tasks.sam import FiniteCheck
+    from ausam_tasks.finite import FiniteCheck
 
     check = FiniteCheck('deferred', every=10)
     check.observe('loss_cls', torch.tensor([1.0, 2.0]), 400, 'at w')

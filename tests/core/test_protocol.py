@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 
+from ausam_tasks import SAM
 from ausam_tasks.engine import SAMOptimWrapper
 
 from .toy import ToyDataset, ToyNet, batch
@@ -108,21 +109,23 @@ def test_public_score_methods_equal_the_table(average):
 
 def test_unscored_samples_read_nan_and_the_table_size_is_fixed_once():
     ow = scored()
-    ow.fix_score_table_size(12)
+    ow.fix_table_sizes(12)
     assert len(ow.selection_counts()) == 12
     assert ow.sample_scores(torch.tensor([11])).isnan().all()
-    ow.fix_score_table_size(20)  # already fixed: a no-op
+    ow.fix_table_sizes(20)  # already fixed: a no-op
     assert len(ow.selection_counts()) == 12
     with pytest.raises(IndexError, match='outside the score table of 12'):
         ow.sample_scores(torch.tensor([12]))
 
 
-class RecordOutputs(SAMOptimWrapper):
-    """Asks the closure for outputs, as MESA-like wrappers will."""
+class NeedsOutputs(SAM):
+    """SAM that declares it needs per-sample outputs, as MESA does."""
 
-    def _run(self, closure, idx, model):
-        self.got = closure(torch.tensor([1, 3]), with_outputs=True)
-        return super()._run(closure, idx, model)
+    needs = frozenset({'outputs'})
+
+
+class RecordOutputs(SAMOptimWrapper):
+    method = NeedsOutputs
 
 
 class RefusesUnknownModes(ToyNet):

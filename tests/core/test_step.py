@@ -9,7 +9,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.optim.scheduler import CosineAnnealingLR
 
-from ausam_tasks.sam import perturbation
+from ausam_tasks.perturb import perturbation
 
 from .toy import ToyDataset, ToyNet, batch
 

@@ -93,12 +93,12 @@ def test_second_backward_runs_on_the_selected_samples_only():
     seen = []
     original_step = ow.core.step
 
-    def step(closure, **kw):
+    def step(closure, *args, **kw):
         def watch(pos):
             seen.append(None if pos is None else pos.tolist())
             return closure(pos)
 
-        return original_step(watch, **kw)
+        return original_step(watch, *args, **kw)
 
     ow.core.step = step
     model.train_step(data, ow)

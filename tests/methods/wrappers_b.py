@@ -18,6 +18,8 @@ LR = 0.1
 class ToyNetWithOutputs(ToyNet):
     """ToyNet plus the 'loss_and_outputs' mode (the logits)."""
 
+    sam_outputs_mode = True
+
     def forward(self, inputs, data_samples=None, mode='tensor'):
         if mode != 'loss_and_outputs':
             return super().forward(inputs, data_samples, mode)

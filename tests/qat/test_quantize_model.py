@@ -245,7 +245,7 @@ def test_calibration_averages_batch_ranges():
 
 
 def test_second_pass_freezes_activation_observers():
-    from ausam_tasks.sam import second_pass
+    from ausam_tasks.perturb import second_pass
 
     torch.manual_seed(0)
     model = quantize_model(_small_mobilenet(), 4, 4)
@@ -262,7 +262,8 @@ def test_second_pass_freezes_activation_observers():
 
 @pytest.mark.parametrize('perturb_quantizer_params', [False, True])
 def test_sam_perturbs_lsq_step_sizes_only_when_asked(perturb_quantizer_params):
-    from ausam_tasks.sam import SAM
+    from ausam_tasks import SAM, StepContext
+    from ausam_tasks.perturb import perturbed
 
     torch.manual_seed(0)
     model = quantize_model(
@@ -281,15 +282,15 @@ def test_sam_perturbs_lsq_step_sizes_only_when_asked(perturb_quantizer_params):
     loss.backward()
     params = dict(model.named_parameters())
     before = {n: p.detach().clone() for n, p in params.items()}
-    sam.perturb()
+    moving = sam.perturbable()
+    with perturbed(moving, sam.epsilon(moving, StepContext())):
+        moved = {n for n, p in params.items() if not torch.equal(p, before[n])}
     names = quantizer_parameter_names(model)
-    moved = {n for n, p in params.items() if not torch.equal(p, before[n])}
     assert moved & set(params) - set(names)  # weights moved
     if perturb_quantizer_params:
         assert moved & set(names)
     else:
         assert not moved & set(names)
-    sam.restore()
 
 
 def test_sam_step_updates_activation_ranges_in_the_first_pass_only():

@@ -1,0 +1,284 @@
+"""The step protocol every method follows, and the pieces they share.
+
+A method is a class with one ``rule(closure, ctx) -> StepResult`` built from
+the shared pieces below; ``Method.step(closure, ctx)`` counts the step, fills
+the context and runs the rule. The closure gives per-sample losses:
+
+    closure(positions=None, with_outputs=False) -> {'loss*': (n,) tensor}
+
+``positions`` are rows of the batch (None: all); with ``with_outputs=True``
+it returns ``(losses, outputs)``, the model's per-sample outputs.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .finite import FiniteCheck, total_loss
+from .perturb import perturbed, second_pass
+
+Closure = Callable[..., Dict[str, torch.Tensor]]
+
+
+@dataclass
+class StepContext:
+    """What a step may need besides the closure."""
+
+    sample_idx: Optional[torch.Tensor] = None  # dataset index of each row
+    epoch: float = 0.0  # fractional: 1.5 is half-way through epoch 1
+    progress: float = 0.0  # training progress, iter / max_iters
+    model: Optional[nn.Module] = None  # BatchNorm freezing, a teacher
+    scaler: Optional['torch.amp.GradScaler'] = None  # fp16 loss scaling
+    # The optimizer step with the final gradient (clipping, the scaler's
+    # step); None: the base optimizer's step.
+    update: Optional[Callable[[], None]] = None
+    step: int = 0  # set by Method.step: this step's number
+
+
+@dataclass
+class StepResult:
+    """What one step did, for logging and tests."""
+
+    losses: Dict[str, torch.Tensor] = field(default_factory=dict)
+    loss_before: Optional[torch.Tensor] = None  # per-sample, at w
+    loss_after: Optional[torch.Tensor] = None  # per-sample, at w + eps
+    positions: Optional[torch.Tensor] = None  # rows of the SAM passes
+    dlp: Optional[torch.Tensor] = None  # |loss_after - loss_before| (Eq. 5)
+    # fp16 only: a pass overflowed, so nothing was applied (no update, no
+    # method state); an fp32 non-finite loss is a FloatingPointError.
+    skipped: bool = False
+    # True: SAM passes; False: a plain one-pass step of the base optimizer;
+    # None: a method without SAM passes (nothing to log as sam_frac).
+    sam: Optional[bool] = True
+    logs: Dict[str, torch.Tensor] = field(default_factory=dict)  # extra
+
+
+def backward(loss: torch.Tensor, scaler=None) -> None:
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def _detached(losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    return {k: v.detach() for k, v in losses.items()}
+
+
+class Method:
+    """Base of every method: the step counter, the finite-loss check and
+    the shared pieces (a pass, the perturbed pass, unscaling, the update).
+
+    ``needs`` declares what the step needs: ``'sample_idx'`` (per-sample
+    state), ``'outputs'`` (the closure's ``with_outputs=True``, a model
+    with ``forward(..., mode='loss_and_outputs')``), ``'model'``.
+    """
+
+    needs: FrozenSet[str] = frozenset()
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.optimizer = optimizer
+        self.num_steps = 0
+        self.finite = FiniteCheck()
+
+    def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
+        raise NotImplementedError
+
+    def step(
+        self, closure: Closure, ctx: Optional[StepContext] = None, **fields
+    ) -> StepResult:
+        """One step. ``ctx`` or its fields as keywords, e.g.
+        ``step(closure, sample_idx=idx, epoch=e, model=m)``; a model or the
+        sample indices may also come second."""
+        if ctx is not None and not isinstance(ctx, StepContext):
+            # Plain-PyTorch shorthand: step(closure, model) or
+            # step(closure, sample_idx).
+            key = 'model' if isinstance(ctx, nn.Module) else 'sample_idx'
+            fields[key], ctx = ctx, None
+        ctx = dataclasses.replace(ctx or StepContext(), **fields)
+        for need in self.needs & {'sample_idx', 'model'}:
+            if getattr(ctx, need) is None:
+                raise ValueError(
+                    f'{type(self).__name__} needs {need} in its step context'
+                )
+        ctx.step = self.num_steps
+        if ctx.update is None:
+            ctx.update = self.optimizer.step
+        try:  # num_steps is this step's number inside the rule
+            result = self.rule(closure, ctx)
+        finally:
+            self.num_steps += 1
+        if self.finite.due(ctx.step):
+            self.finite.check(ctx.step)
+        return result
+
+    def check_finite(self) -> None:
+        """Raise now for a non-finite loss recorded by a deferred check."""
+        self.finite.check(self.num_steps - 1)
+
+    # --- shared pieces ------------------------------------------------
+    def params(self) -> List[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g['params']]
+
+    def params_with_grad(self) -> List[torch.Tensor]:
+        return [p for p in self.params() if p.grad is not None]
+
+    def device(self) -> torch.device:
+        for p in self.params():
+            return p.device
+        return torch.device('cpu')
+
+    def loss(
+        self,
+        losses: Dict[str, torch.Tensor],
+        ctx: StepContext,
+        where: str,
+    ) -> torch.Tensor:
+        """The per-sample total, checked (fp32) or left to the scaler."""
+        return total_loss(
+            losses, ctx.step, where, ctx.scaler is None, self.finite
+        )
+
+    def pass_at(
+        self,
+        closure: Closure,
+        ctx: StepContext,
+        positions: Optional[torch.Tensor] = None,
+        where: str = 'at w',
+    ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """Forward and backward of the rows ``positions``: (losses, the
+        detached per-sample total)."""
+        losses = closure(positions)
+        total = self.loss(losses, ctx, where)
+        backward(total.mean(), ctx.scaler)
+        return _detached(losses), total.detach()
+
+    def unscaled(self, ctx: StepContext) -> bool:
+        """fp16: unscale the gradients in place (before a norm of them);
+        False on an overflow. True without a scaler."""
+        if ctx.scaler is None:
+            return True
+        grads = [p.grad for p in self.params_with_grad()]
+        if not grads:
+            return True
+        torch._foreach_mul_(grads, 1.0 / ctx.scaler.get_scale())
+        return bool(
+            torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+        )
+
+    def overflowed(self, ctx: StepContext) -> bool:
+        """fp16: whether the gradients overflowed (the scaler will skip)."""
+        if ctx.scaler is None:
+            return False
+        grads = [p.grad for p in self.params_with_grad()]
+        if not grads:
+            return False
+        norms = torch.stack(torch._foreach_norm(grads))
+        return not bool(torch.isfinite(norms).all())
+
+    def apply(self, ctx: StepContext) -> None:
+        """The update with the gradient in ``p.grad``, then zero it. Also
+        on an fp16 overflow: the scaler skips the step and backs off."""
+        ctx.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def skip(self, ctx, losses, loss, positions=None) -> StepResult:
+        """An fp16 overflow in the first pass: no perturbation, no update."""
+        self.apply(ctx)
+        return StepResult(
+            losses=losses, loss_before=loss, positions=positions, skipped=True
+        )
+
+    def epsilon(
+        self, params: List[torch.Tensor], ctx: StepContext
+    ) -> List[torch.Tensor]:
+        """The perturbation from the (unscaled) gradients at w."""
+        raise NotImplementedError
+
+    def perturbable(self) -> List[torch.Tensor]:
+        """Parameters eps moves: those with a gradient, except any marked
+        ``p.sam_perturb = False`` (e.g. quantizer step sizes, which the
+        optimizer still updates)."""
+        return [
+            p
+            for p in self.params_with_grad()
+            if getattr(p, 'sam_perturb', True)
+        ]
+
+    def second_pass(self, closure, ctx, positions, loss_before):
+        """Forward/backward at w + eps: (per-sample loss, positions)."""
+        return self.pass_at(closure, ctx, positions, 'at w + eps')[
+            1
+        ], positions
+
+    def sam_step(
+        self,
+        closure: Closure,
+        ctx: StepContext,
+        positions: Optional[torch.Tensor] = None,
+        before_update: Optional[Callable[[StepContext], None]] = None,
+    ) -> StepResult:
+        """Both SAM passes on the rows ``positions``: the gradient at w,
+        w + eps (``epsilon``), the gradient there with running statistics
+        frozen, w restored, ``before_update``, then the update (Eq. 3)."""
+        losses, l1 = self.pass_at(closure, ctx, positions)
+        if not self.unscaled(ctx):
+            return self.skip(ctx, losses, l1, positions)
+        params = self.perturbable()
+        eps = self.epsilon(params, ctx)
+        self.optimizer.zero_grad(set_to_none=True)
+        with perturbed(params, eps), second_pass(ctx.model):
+            l2, positions = self.second_pass(closure, ctx, positions, l1)
+        skipped = self.overflowed(ctx)
+        if before_update is not None and not skipped:
+            before_update(ctx)
+        self.apply(ctx)
+        return StepResult(
+            losses=losses,
+            loss_before=l1,
+            loss_after=l2,
+            positions=positions,
+            skipped=skipped,
+        )
+
+    def plain_step(
+        self,
+        closure: Closure,
+        ctx: StepContext,
+        before_update: Optional[Callable[[StepContext], None]] = None,
+    ) -> StepResult:
+        """A plain step of the base optimizer: one forward/backward at w,
+        ``before_update`` (which may edit the gradient), the update. With
+        fp16 the gradient stays scaled for the scaler's step."""
+        return self.one_pass_step(closure(None), ctx, before_update)
+
+    def one_pass_step(
+        self,
+        losses: Dict[str, torch.Tensor],
+        ctx: StepContext,
+        before_update: Optional[Callable[[StepContext], None]] = None,
+        after_update: Optional[Callable[[StepContext], None]] = None,
+        sam: Optional[bool] = False,
+    ) -> StepResult:
+        """Backward of the per-sample ``losses`` (computed at w), then,
+        unless fp16 overflowed, ``before_update``, the update and
+        ``after_update`` (a method's state: a teacher, stored outputs)."""
+        loss = self.loss(losses, ctx, 'at w')
+        backward(loss.mean(), ctx.scaler)
+        skipped = self.overflowed(ctx)
+        if before_update is not None and not skipped:
+            before_update(ctx)
+        self.apply(ctx)  # on an overflow the scaler skips and backs off
+        if after_update is not None and not skipped:
+            after_update(ctx)
+        return StepResult(
+            losses=_detached(losses),
+            loss_before=loss.detach(),
+            skipped=skipped,
+            sam=sam,
+        )
+
+    def state_dict(self) -> dict:
+        return {'num_steps': self.num_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.num_steps = int(state['num_steps'])
