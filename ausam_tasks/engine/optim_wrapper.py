@@ -293,6 +293,9 @@ class SAMOptimWrapper(OptimWrapper):
 
     # --- checkpoints ------------------------------------------------------
     def state_dict(self) -> dict:
+        # No checkpoint of weights trained past an unnoticed non-finite
+        # loss, with or without SharpnessAwareStateHook.
+        self.core.check_finite()
         state = super().state_dict()
         state['sharpness_aware'] = self.core.state_dict()
         if self.loss_scaler is not None:

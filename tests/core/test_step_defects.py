@@ -70,3 +70,24 @@ def test_state_hook_sizes_per_sample_tables_to_the_dataset(
     runner = Runner.from_cfg(Config(copy.deepcopy(cfg)))
     runner.train()
     assert table(runner.optim_wrapper.core) == 40
+
+
+def test_no_checkpoint_state_after_an_unnoticed_non_finite_loss():
+    """Deferred finite checks, no state hook: the wrapper's state_dict
+    (what CheckpointHook saves) raises for the NaN step."""
+    from .toy import ToyDataset, batch
+
+    model = ToyNet()
+    ow = build_optim_wrapper(
+        model,
+        dict(
+            type='SAMOptimWrapper',
+            finite_check='deferred',
+            optimizer=dict(type='SGD', lr=0.1),
+        ),
+    )
+    data = batch(ToyDataset(8), range(8))
+    data['inputs'][2] = data['inputs'][2] * float('nan')
+    model.train_step(data, ow)  # step 0 of 10 between deferred reads
+    with pytest.raises(FloatingPointError, match='step 0'):
+        ow.state_dict()
