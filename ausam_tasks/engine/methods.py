@@ -7,7 +7,17 @@ from typing import Dict
 import torch
 from mmengine.registry import OPTIM_WRAPPERS
 
-from ..methods import ESAM, KSAM, MESA, MSAM, RST, SAF, LatePhaseSAM, LookSAM
+from ..methods import (
+    ESAM,
+    GRST,
+    KSAM,
+    MESA,
+    MSAM,
+    RST,
+    SAF,
+    LatePhaseSAM,
+    LookSAM,
+)
 from ..sam import AUSAM
 from .optim_wrapper import SAMOptimWrapper
 
@@ -68,6 +78,13 @@ class RSTOptimWrapper(SAMOptimWrapper):
     """RST (``ausam_tasks.methods.rst.RST``)."""
 
     method = RST
+
+
+@OPTIM_WRAPPERS.register_module()
+class GRSTOptimWrapper(SAMOptimWrapper):
+    """G-RST (``ausam_tasks.methods.grst.GRST``)."""
+
+    method = GRST
 
 
 @OPTIM_WRAPPERS.register_module()

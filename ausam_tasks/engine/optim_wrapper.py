@@ -330,18 +330,29 @@ class SAMOptimWrapper(OptimWrapper):
 def init_keys(cls) -> set:
     """The keyword settings ``cls(optimizer, ...)`` accepts, along its
     MRO, and its method's settings for a SAM-family wrapper."""
-    keys = set()
-    classes = list(cls.__mro__)
+    keys = _own_init_keys(cls)
     method = getattr(cls, 'method', None)
     if isinstance(method, type):
-        classes += method.__mro__
-    for klass in classes:
+        keys |= _own_init_keys(method)
+    return keys - {'self', 'optimizer'}
+
+
+def _own_init_keys(cls) -> set:
+    """Keywords of ``cls.__init__`` and, while it passes ``**kwargs`` on,
+    of its bases' along the MRO."""
+    keys = set()
+    for klass in cls.__mro__:
         if klass is object or '__init__' not in vars(klass):
             continue
-        for name, par in inspect.signature(klass.__init__).parameters.items():
-            if par.kind not in (par.VAR_KEYWORD, par.VAR_POSITIONAL):
-                keys.add(name)
-    return keys - {'self', 'optimizer'}
+        params = inspect.signature(klass.__init__).parameters.values()
+        keys |= {
+            p.name
+            for p in params
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return keys
 
 
 def _check_keys(cls, kwargs: dict) -> None:
@@ -350,7 +361,7 @@ def _check_keys(cls, kwargs: dict) -> None:
     valid = init_keys(cls)
     unknown = sorted(set(kwargs) - valid)
     for key in unknown:
-        if key in PERTURBATION_KEYS:
+        if key in PERTURBATION_KEYS and 'rho' not in valid:
             raise ValueError(
                 f'{cls.__name__} has no {key!r}: {cls.method.__name__} '
                 'does not perturb the weights along the gradient (see its '

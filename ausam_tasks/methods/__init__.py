@@ -1,4 +1,5 @@
 from .esam import ESAM  # noqa: F401
+from .grst import GRST  # noqa: F401
 from .ksam import KSAM  # noqa: F401
 from .late_phase import LatePhaseSAM  # noqa: F401
 from .looksam import LookSAM  # noqa: F401

@@ -21,7 +21,7 @@ class RST(SAM):
 
     The draw of step t uses a generator seeded from (seed, t) only, so it
     resumes from the step counter and agrees across data-parallel ranks.
-    G-RST (the paper's gradient-mixing variant) is not implemented.
+    G-RST is ``methods.grst``.
     """
 
     def __init__(

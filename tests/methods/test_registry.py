@@ -44,6 +44,7 @@ CASES = {
         alpha=0.5, init_epochs=1, warmup_epochs=1, seed=3, num_samples=32
     ),
     'ESAMOptimWrapper': dict(rho=0.1, beta=0.6, gamma=0.5, seed=2),
+    'GRSTOptimWrapper': dict(rho=0.1, alpha=0.8, p_start=0.5, seed=1),
     'KSAMOptimWrapper': dict(rho=0.1, alpha=0.5),
     'LatePhaseSAMOptimWrapper': dict(rho=0.1, start_epoch=1),
     'LookSAMOptimWrapper': dict(rho=0.1, k=2, alpha=0.7),
@@ -57,6 +58,7 @@ BAD_SETTINGS = {
     'SAMOptimWrapper': (dict(rho=-1.0), r'rho must be >= 0'),
     'AUSAMOptimWrapper': (dict(alpha=1.5), r'alpha must be in \(0, 1\]'),
     'ESAMOptimWrapper': (dict(beta=0.0), r'beta must be in \(0, 1\]'),
+    'GRSTOptimWrapper': (dict(alpha=1.5), r'alpha must be in \[0, 1\]'),
     'KSAMOptimWrapper': (dict(alpha=0.0), r'alpha must be in \(0, 1\]'),
     'LatePhaseSAMOptimWrapper': (
         dict(start_epoch=-1),
