@@ -21,3 +21,13 @@ def init_cpu_process_group(launcher: str) -> bool:
         )
     dist.init_process_group(backend='gloo')
     return True
+
+
+def close_process_group() -> None:
+    """At the normal end of a distributed run: wait for every rank, then
+    close the process group. A rank that exits while another still uses
+    the group can abort that one ('terminate called without an active
+    exception'), failing a run that has finished."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

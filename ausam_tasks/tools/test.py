@@ -6,7 +6,10 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from ausam_tasks.engine.dist import init_cpu_process_group
+from ausam_tasks.engine.dist import (
+    close_process_group,
+    init_cpu_process_group,
+)
 from ausam_tasks.tools.args import (
     add_common_args,
     apply_common_args,
@@ -63,3 +66,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
+    close_process_group()

@@ -8,7 +8,10 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from ausam_tasks.engine.dist import init_cpu_process_group
+from ausam_tasks.engine.dist import (
+    close_process_group,
+    init_cpu_process_group,
+)
 from ausam_tasks.tools.args import (
     add_common_args,
     apply_common_args,
@@ -130,3 +133,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
+    close_process_group()

@@ -12,7 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from ausam_tasks.engine.dist import init_cpu_process_group  # noqa: E402
+from ausam_tasks.engine.dist import (  # noqa: E402
+    close_process_group,
+    init_cpu_process_group,
+)
 from tests.core.toy import runner_cfg  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -49,3 +52,4 @@ torch.save(
     },
     Path(args.out) / f'rank{rank}.pt',
 )
+close_process_group()

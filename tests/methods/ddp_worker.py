@@ -15,7 +15,10 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from ausam_tasks.engine.dist import init_cpu_process_group  # noqa: E402
+from ausam_tasks.engine.dist import (  # noqa: E402
+    close_process_group,
+    init_cpu_process_group,
+)
 from tests.core.toy import runner_cfg  # noqa: E402
 
 METHODS = {
@@ -63,3 +66,4 @@ for name, method in METHODS.items():
     result[name] = dict(weights=torch.stack(hook.weights), sam=hook.sam)
 result['world'] = dist.get_world_size()
 torch.save(result, Path(args.out) / f'rank{dist.get_rank()}.pt')
+close_process_group()

@@ -17,7 +17,10 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import ausam_tasks.methods.esam as esam  # noqa: E402
-from ausam_tasks.engine.dist import init_cpu_process_group  # noqa: E402
+from ausam_tasks.engine.dist import (  # noqa: E402
+    close_process_group,
+    init_cpu_process_group,
+)
 from tests.core.toy import runner_cfg  # noqa: E402
 from tests.methods.wrappers_b import ToyNetWithOutputs  # noqa: E402,F401
 
@@ -66,3 +69,4 @@ for name, optim_wrapper in json.loads(args.methods).items():
         },
         Path(args.out) / f'{name}_rank{dist.get_rank()}.pt',
     )
+close_process_group()

@@ -19,6 +19,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.registry import HOOKS  # noqa: E402
 
+from ausam_tasks.engine.dist import close_process_group  # noqa: E402
 from tests.mmpretrain.conftest import run_tool  # noqa: E402
 
 
@@ -56,3 +57,4 @@ def main(out, config):
 
 if __name__ == '__main__':
     main(*sys.argv[1:])
+    close_process_group()
