@@ -162,9 +162,7 @@ class AUSAM(SAM):
             ctx.epoch if self.warmup_by == 'iter' else float(int(ctx.epoch))
         )
         if self.selector == 'topk_loss' and self.subsetting(epoch):
-            from .methods.ksam import ranked_subset
-
-            pos, closure = ranked_subset(self, closure, ctx, self.alpha)
+            pos, closure = self.top_loss_subset(closure, ctx, self.alpha)
         else:
             pos = self.select(idx, epoch)
         result = self.sam_step(closure, ctx, pos)

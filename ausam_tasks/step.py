@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from .finite import FiniteCheck, total_loss
-from .perturb import perturbed, second_pass
+from .perturb import frozen_stats_closure, perturbed, second_pass
+from .selection import select_topk_loss, subset_size
 
 Closure = Callable[..., Dict[str, torch.Tensor]]
 
@@ -203,6 +204,20 @@ class Method:
             for p in self.params_with_grad()
             if getattr(p, 'sam_perturb', True)
         ]
+
+    def top_loss_subset(
+        self, closure: Closure, ctx: StepContext, alpha: float
+    ) -> Tuple[torch.Tensor, Closure]:
+        """(positions of the top round(alpha K) losses at w, the closure
+        with running statistics frozen): K-SAM's selection (Ni et al.
+        2022). The ranking forward runs without autograd in train mode and
+        is the step's one running-statistics update, as their whole-batch
+        forward is; the SAM passes on the subset leave the statistics
+        alone."""
+        with torch.no_grad():
+            ranked = self.loss(closure(None), ctx, 'at w (ranking pass)')
+        pos = select_topk_loss(ranked, subset_size(len(ranked), alpha))
+        return pos, frozen_stats_closure(closure, ctx.model)
 
     def second_pass(self, closure, ctx, positions, loss_before):
         """Forward/backward at w + eps: (per-sample loss, positions)."""
