@@ -361,7 +361,7 @@ def _check_keys(cls, kwargs: dict) -> None:
     valid = init_keys(cls)
     unknown = sorted(set(kwargs) - valid)
     for key in unknown:
-        if key in PERTURBATION_KEYS and 'rho' not in valid:
+        if key in PERTURBATION_KEYS and not issubclass(cls.method, SAM):
             raise ValueError(
                 f'{cls.__name__} has no {key!r}: {cls.method.__name__} '
                 'does not perturb the weights along the gradient (see its '
