@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml Makefile
 	@$(BIN)/pip install --quiet --upgrade "pip<27"
 	@echo "[3/7] installing torch 2.14.1 + torchvision 0.29.1 (the largest download)"
 	@$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	@echo "[4/7] installing mmengine, mmcv-lite, albumentations, opencv, scipy, pytest, ruff, mmpretrain's needs, ..."
+	@echo "[4/7] installing mmengine, mmcv-lite, albumentations, opencv, scipy, pytest, ruff, mmpretrain's needs, timm, ..."
 	@$(BIN)/pip install --quiet "setuptools>=77,<81" wheel cython "numpy>=2" \
 	    mmengine==0.10.7 mmcv-lite==2.1.0 albumentations opencv-python-headless scipy \
 	    json-tricks munkres matplotlib pillow pytest ruff==0.17.6 \
-	    einops mat4py model-index "importlib-metadata<8"
+	    einops mat4py model-index "importlib-metadata<8" timm==1.0.31
 	@echo "[5/7] building xtcocotools against numpy 2 (its PyPI wheel targets numpy 1.x)"
 	@$(BIN)/pip install --quiet --no-build-isolation --no-binary xtcocotools xtcocotools==1.14.3
 	@# mmpose goes in after every install that resolves dependencies: its
