@@ -163,10 +163,10 @@ def check_optim_wrapper(cfg) -> None:
     """Validate ``optim_wrapper`` when the config is read, before the
     Runner builds the model and data: the type is registered; a SAM-family
     wrapper is built once around a stand-in parameter, so a misspelt or
-    out-of-range setting fails now, with the wrapper's own message; another
-    wrapper with SAM-family settings left over (what ``--cfg-options
-    optim_wrapper.type=OptimWrapper`` gives on a SAM config) fails with the
-    working recipes."""
+    out-of-range setting fails now, with the wrapper's own message; a
+    wrapper with another method's settings left over (what ``--cfg-options
+    optim_wrapper.type=X`` gives on a config of another method) fails with
+    the working recipe."""
     ow = cfg.get('optim_wrapper') or {}
     cls = optim_wrapper_class(cfg)
     if not isinstance(cls, type):
@@ -176,21 +176,23 @@ def check_optim_wrapper(cfg) -> None:
         for k, v in ow.items()
         if k not in ('type', 'optimizer', 'constructor', 'paramwise_cfg')
     }
-    if issubclass(cls, SAMOptimWrapper):
-        _dry_build(cfg, cls, settings)
-        return
     left = sorted((set(settings) & sam_family_keys()) - init_keys(cls))
     if left:
+        # Another method's settings: what `--cfg-options
+        # optim_wrapper.type=X` leaves on a config of a different method.
         raise ValueError(
             f'optim_wrapper.type={cls.__name__!r} but the config still sets '
-            f'{left}: --cfg-options merges into the SAM-family settings '
-            'instead of replacing them. Train the sibling *_sgd_* config, '
-            'or replace the whole wrapper: --cfg-options '
-            'optim_wrapper._delete_=True optim_wrapper.type=OptimWrapper '
+            f'{left}, settings {cls.__name__} does not take: --cfg-options '
+            "merges into the config's wrapper instead of replacing it. "
+            'Train the sibling config of that method, or replace the whole '
+            "wrapper (then add the method's own settings): --cfg-options "
+            f'optim_wrapper._delete_=True optim_wrapper.type={cls.__name__} '
             'optim_wrapper.optimizer.type=SGD optim_wrapper.optimizer.lr=0.1 '
             'optim_wrapper.optimizer.momentum=0.9 '
             'optim_wrapper.optimizer.weight_decay=5e-4'
         )
+    if issubclass(cls, SAMOptimWrapper):
+        _dry_build(cfg, cls, settings)
 
 
 def _dry_build(cfg, cls, settings: dict) -> None:

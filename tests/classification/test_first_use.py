@@ -122,3 +122,21 @@ def test_switching_an_ausam_config_to_sgd(tmp_path):
     ow = build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
     assert type(ow) is OptimWrapper
     assert np.isclose(ow.optimizer.defaults['momentum'], 0.9)
+
+
+def test_switching_an_ausam_config_to_looksam():
+    """The same merge trap between two SAM-family methods: named, with the
+    recipe for the new type, before the Runner starts."""
+    with pytest.raises(ValueError) as e:
+        train_tool.main(
+            [CONFIG, '--cfg-options', 'optim_wrapper.type=LookSAMOptimWrapper']
+        )
+    msg = str(e.value)
+    assert "still sets ['init_epochs', 's_max', 's_min'" in msg
+    assert 'optim_wrapper.type=LookSAMOptimWrapper' in msg
+    recipe = msg.rsplit('--cfg-options ', 1)[1].split() + ['optim_wrapper.k=5']
+    args = train_tool.parse_args([CONFIG, '--cfg-options', *recipe])
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict(args.cfg_options)
+    ow = build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
+    assert type(ow).__name__ == 'LookSAMOptimWrapper' and ow.core.k == 5
