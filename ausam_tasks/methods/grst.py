@@ -56,14 +56,13 @@ class GRST(RST):
         return self.plain_step(closure, ctx)
 
     def epsilon(self, params, ctx) -> List[torch.Tensor]:
-        g1 = [p.grad.detach().clone() for p in params]  # unscaled
-        if self.norm_g1:
-            norm = torch.linalg.vector_norm(
-                torch.stack(torch._foreach_norm(g1))
-            )
-            torch._foreach_mul_(g1, 1.0 / norm.clamp_min(1e-12))
+        eps = super().epsilon(params, ctx)  # rho g1 / ||g1||, unscaled
+        if self.norm_g1:  # g1 / ||g1|| is eps / rho: no second norm
+            g1 = torch._foreach_div(eps, self.rho)
+        else:
+            g1 = [p.grad.detach().clone() for p in params]
         self._g1, self._mixed = g1, params
-        return super().epsilon(params, ctx)
+        return eps
 
     @torch.no_grad()
     def _mix(self, ctx: StepContext) -> None:

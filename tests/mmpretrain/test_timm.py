@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 
 import ausam_tasks.mmpretrain  # noqa: F401  (registers the variants)
 
-from .test_adapter import raw_batch, wrapper
+from .test_adapter import assert_same_sgd_step, raw_batch, wrapper
 
 pytest.importorskip('timm')
 
@@ -39,12 +39,7 @@ def build(kind):
 def test_state_dict_and_sgd_step_are_the_stock_models():
     ours, stock = build('SAMTimmClassifier'), build('TimmClassifier')
     assert list(ours.state_dict()) == list(stock.state_dict())
-    stock.load_state_dict(ours.state_dict())
-    a = ours.train_step(raw_batch(), wrapper(ours, 'OptimWrapper'))
-    b = stock.train_step(raw_batch(), wrapper(stock, 'OptimWrapper'))
-    torch.testing.assert_close(a['loss'], b['loss'])
-    for (k, p), q in zip(ours.named_parameters(), stock.parameters()):
-        torch.testing.assert_close(p, q, msg=k)
+    assert_same_sgd_step(ours, stock)
 
 
 def test_ausam_scores_every_sample_of_the_batch():
