@@ -6,6 +6,7 @@ w + eps (Eq. 3). AUSAM (Deng et al.) runs both passes on a subset of the
 mini-batch drawn by each sample's ADLP score (Eq. 6-8).
 """
 
+import dataclasses
 import warnings
 from typing import List, Optional
 
@@ -21,6 +22,7 @@ from .selection import (
     select_subset,
     select_topk_loss,
     select_uniform,
+    selection_probs,
     subset_size,
 )
 from .step import Closure, Method, StepContext, StepResult
@@ -31,6 +33,8 @@ class SAM(Method):
     w, w <- w + eps (Eq. 2), pass 2 at w + eps without running-statistic
     updates, restore w, update with the gradient at w + eps (Eq. 3).
     ``adaptive=True`` is ASAM (Kwon et al. 2021)."""
+
+    infobatch_passes = ('first', 'second')
 
     def __init__(
         self,
@@ -61,7 +65,11 @@ class AUSAM(SAM):
     that each gets a real score. ``warmup_by='epoch'`` ramps s_max and
     counts ``init_epochs`` by whole epochs (as the authors), ``'iter'``
     within them. ``selector='topk_loss'`` is K-SAM's rule after
-    ``init_epochs`` (``methods.ksam``).
+    ``init_epochs`` (``methods.ksam``). ``score_average='last'`` scores a
+    sample by its latest DLP only. ``importance_weights=True`` weighs each
+    selected sample's loss by 1 / (K p_i) in both passes, p_i its selection
+    probability (Eq. 7): the unbiased estimate of the batch gradient that
+    Theorem 4 is about (the paper's subset mean is unweighted).
     """
 
     needs = frozenset({'sample_idx'})
@@ -83,6 +91,7 @@ class AUSAM(SAM):
         seed: int = 0,
         adaptive: bool = False,
         eta: float = 0.01,
+        importance_weights: bool = False,
     ):
         super().__init__(optimizer, rho, adaptive, eta)
         if not 0.0 < alpha <= 1.0:
@@ -101,6 +110,13 @@ class AUSAM(SAM):
             raise ValueError(
                 f"warmup_by must be 'epoch' or 'iter', got {warmup_by!r}"
             )
+        if importance_weights and selector == 'topk_loss':
+            raise ValueError(
+                "importance_weights needs a random selector ('adlp' or "
+                "'uniform'): selector='topk_loss' has no selection "
+                'probabilities'
+            )
+        self.importance_weights = bool(importance_weights)
         self.alpha = alpha
         self.s_min, self.s_max = s_min, s_max
         self.warmup_epochs, self.warmup_by = warmup_epochs, warmup_by
@@ -152,6 +168,16 @@ class AUSAM(SAM):
             self._generator(device),
         )
 
+    def importance(self, idx: torch.Tensor, epoch: float) -> torch.Tensor:
+        """1 / (K p_i) for each row of the batch, p_i its probability in
+        the draw of ``select`` (Eq. 7; 1 for a uniform draw)."""
+        k = len(idx)
+        if self.selector == 'uniform':
+            return torch.ones(k, dtype=torch.float64, device=idx.device)
+        s_max = s_max_at(epoch, self.s_min, self.s_max, self.warmup_epochs)
+        scores = self.table.lookup(idx).double()
+        return 1.0 / (k * selection_probs(scores, self.s_min, s_max))
+
     def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
         # The table lives on the training device; the indices are checked on
         # the host (they come from there), before any work on a bad one.
@@ -165,6 +191,15 @@ class AUSAM(SAM):
             pos, closure = self.top_loss_subset(closure, ctx, self.alpha)
         else:
             pos = self.select(idx, epoch)
+        if self.importance_weights and self.subsetting(epoch):
+            w = self.importance(idx, epoch)
+            ctx = dataclasses.replace(
+                ctx,
+                weights={
+                    s: w * ctx.weights[s] if s in ctx.weights else w
+                    for s in ('first', 'second')
+                },
+            )
         result = self.sam_step(closure, ctx, pos)
         if not result.skipped:
             result.dlp = (

@@ -18,13 +18,14 @@ class ScoreTable:
     ``average='mean'`` keeps the cumulative mean of DLP over the times a sample
     was selected (Eq. 6): a running sum and a count per index, O(D) memory.
     ``average='ema'`` keeps an exponential moving average instead, seeded by
-    the first observation. Indices that were never scored read as NaN.
+    the first observation; ``average='last'`` keeps the latest observation.
+    Indices that were never scored read as NaN.
 
     With ``num_samples`` given the table has a fixed size and an index outside
     it is an error; without it the table grows to the largest index seen.
     """
 
-    AVERAGES = ('mean', 'ema')
+    AVERAGES = ('mean', 'ema', 'last')
 
     def __init__(
         self,
@@ -163,7 +164,8 @@ class ScoreTable:
             n = torch.zeros_like(self.count).index_add_(0, idx, weight)
             obs = total[idx] / n[idx]
             old = self.value[idx]
-            m = self.ema_momentum
+            # 'last': the newest observation replaces the score.
+            m = 1.0 if self.average == 'last' else self.ema_momentum
             new = torch.where(
                 self.count[idx] > 0, (1 - m) * old + m * obs, obs
             )

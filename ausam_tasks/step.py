@@ -36,6 +36,10 @@ class StepContext:
     # The optimizer step with the final gradient (clipping, the scaler's
     # step); None: the base optimizer's step.
     update: Optional[Callable[[], None]] = None
+    # Per-sample loss weights by pass ('first': at w, 'second': at w + eps),
+    # one per batch row: InfoBatch's on one pass, AUSAM's importance weights.
+    # A weighted pass backpropagates mean(w_i * l_i).
+    weights: Dict[str, torch.Tensor] = field(default_factory=dict)
     step: int = 0  # set by Method.step: this step's number
 
 
@@ -61,6 +65,19 @@ def backward(loss: torch.Tensor, scaler=None) -> None:
     (scaler.scale(loss) if scaler is not None else loss).backward()
 
 
+def weighted(
+    total: torch.Tensor,
+    weights: Optional[torch.Tensor],
+    positions: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """The per-sample total times the weights of its rows (if any)."""
+    if weights is None:
+        return total
+    if positions is not None:
+        weights = weights[positions.to(weights.device)]
+    return total * weights.to(total.device, total.dtype)
+
+
 def _detached(losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in losses.items()}
 
@@ -75,6 +92,10 @@ class Method:
     """
 
     needs: FrozenSet[str] = frozenset()
+    # The passes InfoBatch's loss weights may act on. Read from the class's
+    # own body, not inherited: a subclass changes the step, so it says
+    # again what it supports.
+    infobatch_passes: Tuple[str, ...] = ()
 
     def __init__(self, optimizer: torch.optim.Optimizer):
         self.optimizer = optimizer
@@ -145,12 +166,15 @@ class Method:
         ctx: StepContext,
         positions: Optional[torch.Tensor] = None,
         where: str = 'at w',
+        stage: str = 'first',
     ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        """Forward and backward of the rows ``positions``: (losses, the
-        detached per-sample total)."""
+        """Forward and backward of the rows ``positions``, weighted by
+        ``ctx.weights[stage]`` if set: (losses, the detached per-sample
+        total)."""
         losses = closure(positions)
         total = self.loss(losses, ctx, where)
-        backward(total.mean(), ctx.scaler)
+        w = ctx.weights.get(stage)
+        backward(weighted(total, w, positions).mean(), ctx.scaler)
         return _detached(losses), total.detach()
 
     def unscaled(self, ctx: StepContext) -> bool:
@@ -221,9 +245,8 @@ class Method:
 
     def second_pass(self, closure, ctx, positions, loss_before):
         """Forward/backward at w + eps: (per-sample loss, positions)."""
-        return self.pass_at(closure, ctx, positions, 'at w + eps')[
-            1
-        ], positions
+        l2 = self.pass_at(closure, ctx, positions, 'at w + eps', 'second')
+        return l2[1], positions
 
     def sam_step(
         self,
@@ -278,7 +301,7 @@ class Method:
         unless fp16 overflowed, ``before_update``, the update and
         ``after_update`` (a method's state: a teacher, stored outputs)."""
         loss = self.loss(losses, ctx, 'at w')
-        backward(loss.mean(), ctx.scaler)
+        backward(weighted(loss, ctx.weights.get('first')).mean(), ctx.scaler)
         skipped = self.overflowed(ctx)
         if before_update is not None and not skipped:
             before_update(ctx)

@@ -10,6 +10,11 @@ from .hooks import (
     SharpnessAwareLoggerHook,
     SharpnessAwareStateHook,
 )
+from .infobatch import (
+    InfoBatchHook,
+    InfoBatchParamSchedulerHook,
+    InfoBatchSampler,
+)
 from .methods import (
     AUSAMOptimWrapper,
     ESAMOptimWrapper,
@@ -18,6 +23,7 @@ from .methods import (
     LookSAMOptimWrapper,
     MESAOptimWrapper,
     MSAMOptimWrapper,
+    PlainOptimWrapper,
     RSTOptimWrapper,
     SAFOptimWrapper,
 )
@@ -36,6 +42,9 @@ __all__ = [
     'AUSAMOptimWrapper',
     'AutocastOptimWrapper',
     'ESAMOptimWrapper',
+    'InfoBatchHook',
+    'InfoBatchParamSchedulerHook',
+    'InfoBatchSampler',
     'CheckpointCheckHook',
     'KSAMOptimWrapper',
     'LatePhaseSAMOptimWrapper',
@@ -44,6 +53,7 @@ __all__ = [
     'LossClosure',
     'MESAOptimWrapper',
     'MSAMOptimWrapper',
+    'PlainOptimWrapper',
     'PROTOCOL',
     'SAFOptimWrapper',
     'RandomStreamsHook',

@@ -17,6 +17,7 @@ from ..methods import (
     SAF,
     LatePhaseSAM,
     LookSAM,
+    Plain,
 )
 from ..sam import AUSAM
 from .optim_wrapper import SAMOptimWrapper
@@ -108,3 +109,12 @@ class SAFOptimWrapper(SAMOptimWrapper):
     ``forward(..., mode='loss_and_outputs')``."""
 
     method = SAF
+
+
+@OPTIM_WRAPPERS.register_module()
+class PlainOptimWrapper(SAMOptimWrapper):
+    """The base optimizer's one-pass step (``ausam_tasks.methods.plain``)
+    through the per-sample protocol: SGD with InfoBatch's loss weights
+    (``infobatch_pass='first'``)."""
+
+    method = Plain

@@ -49,6 +49,10 @@ class SAMOptimWrapper(OptimWrapper):
             under SharpnessAwareStateHook, else every 10 steps) or 'auto'
             (every step on a CPU, deferred on a GPU). See
             ``ausam_tasks.finite.FiniteCheck``.
+        infobatch_pass: with an ``InfoBatchSampler`` (and
+            ``InfoBatchHook``): the pass whose loss InfoBatch weighs and
+            scores, 'first' (at w) or 'second' (at w + eps). None: no
+            InfoBatch. See docs/methods.md.
         clip_grad, accumulative_counts: OptimWrapper's.
         **settings: the method's own (``rho``, ``alpha``, ``k``, ...): the
             arguments of ``method``.
@@ -64,9 +68,13 @@ class SAMOptimWrapper(OptimWrapper):
         finite_check: str = 'auto',
         clip_grad: Optional[dict] = None,
         accumulative_counts: int = 1,
+        infobatch_pass: Optional[str] = None,
         **settings,
     ):
         _check_keys(type(self), settings)
+        _check_infobatch_pass(type(self), infobatch_pass)
+        self.infobatch_pass = infobatch_pass
+        self.infobatch = None  # the sampler InfoBatchHook links
         super().__init__(
             optimizer,
             accumulative_counts=accumulative_counts,
@@ -161,6 +169,19 @@ class SAMOptimWrapper(OptimWrapper):
         """What the method's step gets from mmengine: the runtime's epoch
         and progress, the model, the scaler and this wrapper's step."""
         epoch, progress = self._progress()
+        weights = {}
+        if self.infobatch_pass is not None:
+            if self.infobatch is None:
+                raise RuntimeError(
+                    f'{type(self).__name__}: infobatch_pass='
+                    f'{self.infobatch_pass!r} but no InfoBatch sampler is '
+                    "linked: set train_dataloader.sampler=dict(type='"
+                    "InfoBatchSampler') and add dict(type='InfoBatchHook') "
+                    'to custom_hooks (docs/methods.md, InfoBatch)'
+                )
+            weights[self.infobatch_pass] = self.infobatch.loss_weights(
+                sample_idx
+            ).to(_device_of(model))
         return StepContext(
             sample_idx=sample_idx,
             epoch=epoch,
@@ -168,6 +189,7 @@ class SAMOptimWrapper(OptimWrapper):
             model=model,
             scaler=self._scaler(model),
             update=self.step,
+            weights=weights,
         )
 
     def update_params_with_closure(
@@ -182,6 +204,8 @@ class SAMOptimWrapper(OptimWrapper):
         Non-loss entries in ``closure.extras``, if any, are logged too.
         """
         result = self.core.step(closure, self.step_context(sample_idx, model))
+        if self.infobatch_pass is not None and not result.skipped:
+            self._score_infobatch(result, sample_idx)
         self._inner_count += 1
         extras = getattr(closure, 'extras', {})
         log_vars = self._log_vars(result, extras, len(sample_idx))
@@ -191,6 +215,14 @@ class SAMOptimWrapper(OptimWrapper):
             return log_vars
         self._held_logs.append(log_vars)
         return {}
+
+    def _score_infobatch(self, result: StepResult, sample_idx) -> None:
+        """InfoBatch's scores: the weighted pass's per-sample losses."""
+        first = self.infobatch_pass == 'first'
+        losses = result.loss_before if first else result.loss_after
+        rows = result.positions
+        idx = sample_idx if rows is None else sample_idx[rows.cpu()]
+        self.infobatch.observe(idx, losses)
 
     # --- log variables without a host read per step -----------------------
     def defer_log_vars(self, on_cpu_too: bool = False) -> None:
@@ -376,6 +408,25 @@ def _check_keys(cls, kwargs: dict) -> None:
             f'{cls.__name__} got unknown setting(s) {unknown}{hint}; '
             'valid keys of optim_wrapper: optimizer, '
             + ', '.join(sorted(valid))
+        )
+
+
+def _check_infobatch_pass(cls, value) -> None:
+    if value is None:
+        return
+    passes = vars(cls.method).get('infobatch_passes', ())
+    if not passes:
+        raise ValueError(
+            f'{cls.__name__} does not take infobatch_pass: InfoBatch weighs '
+            'the loss of one pass of SAM (SAMOptimWrapper) or of the base '
+            'optimizer (PlainOptimWrapper); '
+            f'{cls.method.__name__} chooses or reuses samples by its own '
+            "rule, which InfoBatch's weights would change"
+        )
+    if value not in passes:
+        raise ValueError(
+            f'{cls.__name__}: infobatch_pass must be one of {passes}, '
+            f'got {value!r}'
         )
 
 

@@ -12,6 +12,7 @@ from ausam_tasks.engine.dist import (
     close_process_group,
     init_cpu_process_group,
 )
+from ausam_tasks.engine.infobatch import check_infobatch_config
 from ausam_tasks.tools.args import (
     add_common_args,
     apply_common_args,
@@ -114,6 +115,7 @@ def merge_args(cfg: Config, args) -> Config:
             )
         cfg.auto_scale_lr.enable = True
     check_optim_wrapper(cfg)
+    check_infobatch_config(cfg)
     return cfg
 
 

@@ -203,6 +203,11 @@ def build_and_run(path, roots, iterations):
         }.get(cfg.optim_wrapper.type, SAMOptimWrapper)
         if expected:
             assert isinstance(optim_wrapper, expected)
+        if getattr(optim_wrapper, 'infobatch_pass', None):
+            # What InfoBatchHook does in a Runner (test_infobatch.py runs
+            # these configs through tools/train.py).
+            loader.sampler.info.num_epochs = cfg.train_cfg.max_epochs
+            optim_wrapper.infobatch = loader.sampler
         before = copy.deepcopy(model.net.fc.weight.detach())
         model.train()
         for data in islice(loader, iterations):
