@@ -48,6 +48,7 @@ class InfoBatchSampler(Sampler):
         seed: Optional[int] = None,
     ):
         self.rank, self.world_size = get_dist_info()
+        check_sample_idx(dataset)
         self.dataset = dataset
         seed = sync_random_seed() if seed is None else seed
         self.info = InfoBatch(
@@ -112,6 +113,24 @@ class InfoBatchSampler(Sampler):
         self.info.load_state_dict(state)
         self._resume_at = (epoch, consumed)
         self.set_epoch(epoch)
+
+
+def check_sample_idx(dataset) -> None:
+    """InfoBatch scores and weighs samples by dataset index: the first
+    item must carry it as ``data_samples.sample_idx``."""
+    item = dataset[0] if len(dataset) else None
+    samples = item.get('data_samples') if isinstance(item, dict) else None
+    value = getattr(samples, 'sample_idx', None)
+    if value is None and hasattr(samples, 'get'):
+        value = samples.get('sample_idx', None)
+    if value is None:
+        raise ValueError(
+            f'InfoBatchSampler: the items of train_dataloader.dataset '
+            f'({type(dataset).__name__}) carry no sample_idx, which '
+            'InfoBatch scores and weighs samples by: use an mmengine '
+            "BaseDataset and keep 'sample_idx' in the Pack transform's "
+            'meta_keys'
+        )
 
 
 def infobatch_sampler(runner) -> InfoBatchSampler:
@@ -209,8 +228,9 @@ class InfoBatchParamSchedulerHook(ParamSchedulerHook):
         groups = runner.param_schedulers
         groups = groups.values() if isinstance(groups, dict) else [groups]
         for scheduler in (s for g in groups for s in g if not s.by_epoch):
-            # last_step counts the steps taken (0 at the start).
-            for _ in range(target - scheduler.last_step):
+            # _global_step counts every step taken (last_step only those
+            # inside [begin, end)); both are in the scheduler's state_dict.
+            for _ in range(target - scheduler._global_step):
                 scheduler.step()
 
 

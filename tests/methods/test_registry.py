@@ -50,6 +50,7 @@ CASES = {
     'LookSAMOptimWrapper': dict(rho=0.1, k=2, alpha=0.7),
     'MESAOptimWrapper': dict(decay=0.5, start_epoch=1),
     'MSAMOptimWrapper': dict(rho=0.3),
+    'PlainOptimWrapper': dict(),
     'RSTOptimWrapper': dict(rho=0.1, p_start=0.5, seed=1),
     'SAFOptimWrapper': dict(lag=1, start_epoch=1, num_samples=32),
 }
@@ -67,17 +68,27 @@ BAD_SETTINGS = {
     'LookSAMOptimWrapper': (dict(k=0), r'k must be an integer >= 1'),
     'MESAOptimWrapper': (dict(decay=1.0), r'decay must be in \[0, 1\)'),
     'MSAMOptimWrapper': (dict(rho=-1.0), r'rho must be >= 0'),
+    'PlainOptimWrapper': (
+        dict(infobatch_pass='second'),
+        r"infobatch_pass must be one of \('first',\)",
+    ),
     'RSTOptimWrapper': (dict(p_start=2.0), r'p_start is a probability'),
     'SAFOptimWrapper': (dict(lag=0), r'lag .*must be an integer >= 1'),
 }
 # Methods with one forward/backward per step: no second pass to overflow.
-ONE_PASS = {'MESAOptimWrapper', 'MSAMOptimWrapper', 'SAFOptimWrapper'}
+ONE_PASS = {
+    'MESAOptimWrapper',
+    'MSAMOptimWrapper',
+    'PlainOptimWrapper',
+    'SAFOptimWrapper',
+}
 # Methods with one kind of step; CASES makes every other one switch kinds
 # (SAM fraction, KL term) within STEPS steps.
 ONE_KIND = {
     'ESAMOptimWrapper',
     'KSAMOptimWrapper',
     'MSAMOptimWrapper',
+    'PlainOptimWrapper',
     'SAMOptimWrapper',
 }
 NAMES = sorted(CASES)
