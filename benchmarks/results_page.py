@@ -4,7 +4,7 @@ committed under benchmarks/results/ (nothing else is read).
     .venv/bin/python benchmarks/results_page.py          # write the page
     .venv/bin/python benchmarks/results_page.py --check  # exit 1 if stale
 
-The study tables use the statistics of ``benchmarks/study.py`` (its
+The study tables use the statistics of ``benchmarks/study/`` (its
 ``summarize``, ``comparisons``, ``paired``, ``noise_table`` and
 ``diagnostics_tables``), so they are the numbers of its ``--report``. The
 output depends only on the JSON: no time of generation is written.
@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import study  # noqa: E402  (benchmarks/study.py)
+import study  # noqa: E402  (benchmarks/study/)
 
 REPO = HERE.parent
 RESULTS = REPO / 'benchmarks' / 'results'
@@ -37,8 +37,8 @@ HEADLINE = dict(
     title='The headline study: `cpu-noise20`, 10 seeds',
     seeds=list(range(10)),
     commands=[
-        'benchmarks/study.py --preset cpu-noise20 --cpus 0,1',
-        'benchmarks/study.py --preset cpu-noise20 --report',
+        'benchmarks/study --preset cpu-noise20 --cpus 0,1',
+        'benchmarks/study --preset cpu-noise20 --report',
     ],
     what='The one CPU regime found where SAM beats SGD by more than 2 SE: '
     '20% of the training labels flipped (symmetric, the same images in '
@@ -50,9 +50,8 @@ OTHERS = [
         title='`cpu`: clean labels, augmentation, 150 epochs',
         seeds=None,
         commands=[
-            'benchmarks/study.py --preset cpu --cpus 1',
-            'benchmarks/study.py --preset cpu --methods LookSAM-5 MSAM '
-            '--seeds 0',
+            'benchmarks/study --preset cpu --cpus 1',
+            'benchmarks/study --preset cpu --methods LookSAM-5 MSAM --seeds 0',
         ],
         what='The first full matrix. SGD fits its training set, SAM does '
         'not beat SGD. LookSAM-5 (alpha 0.7) and MSAM (rho 3) ran one seed '
@@ -63,7 +62,7 @@ OTHERS = [
         plot=False,
         title='`cpu-noaug`: clean labels, no augmentation, 50 epochs',
         seeds=None,
-        commands=['benchmarks/study.py --preset cpu-noaug --methods SGD SAM'],
+        commands=['benchmarks/study --preset cpu-noaug --methods SGD SAM'],
         what='The `cpu-noise20` regime without the flipped labels; SGD and '
         'SAM only.',
     ),
@@ -72,7 +71,7 @@ OTHERS = [
         plot=False,
         title='`cpu-probe`: the `cpu` regime with SAM at rho 0.1 and 0.2',
         seeds=None,
-        commands=['benchmarks/study.py --preset cpu-probe --cpus 0'],
+        commands=['benchmarks/study --preset cpu-probe --cpus 0'],
         what='Does a larger radius make SAM beat SGD in the `cpu` regime? '
         'Its wall times are not usable: it shared a core with test runs.',
     ),
@@ -81,7 +80,7 @@ OTHERS = [
         plot=False,
         title='`cpu-100e`: the `cpu` regime at 100 epochs',
         seeds=None,
-        commands=['benchmarks/study.py --preset cpu-100e'],
+        commands=['benchmarks/study --preset cpu-100e'],
         what='The first regime tried; SGD stayed below 99% training-set '
         'accuracy, so the epochs were raised to 150 (`cpu`).',
     ),
@@ -90,7 +89,7 @@ OTHERS = [
         title='`cpu-original`: the first run of five `cpu` methods',
         seeds=None,
         commands=[
-            'benchmarks/study.py --preset cpu --methods SGD SAM AUSAM-0.5 '
+            'benchmarks/study --preset cpu --methods SGD SAM AUSAM-0.5 '
             'SAM+Random-0.5 AUSAM-0.5-EMA'
         ],
         what='Kept for the record: these 25 cells ran on commits that are '
@@ -101,9 +100,7 @@ OTHERS = [
         folder='cpu-noise20-probe',
         title='`cpu-noise20-probe`: SGD and SAM before the matrix',
         seeds=None,
-        commands=[
-            'benchmarks/study.py --preset cpu-noise20 --methods SGD SAM'
-        ],
+        commands=['benchmarks/study --preset cpu-noise20 --methods SGD SAM'],
         what='Seeds 0-2 of SGD and SAM, run before the `cpu-noise20` matrix; '
         'the matrix reran them from scratch with identical results.',
     ),
@@ -113,7 +110,7 @@ DIAGNOSTICS = [
         folder='cpu-noise20-diagnostics',
         title='Selection diagnostics in `cpu-noise20`',
         commands=[
-            'benchmarks/study.py --preset cpu-noise20 --diagnostics 5 '
+            'benchmarks/study --preset cpu-noise20 --diagnostics 5 '
             '--methods AUSAM-0.5 AUSAM-0.5-EMA --seeds 0 --cpus 0,1',
         ],
     ),
@@ -121,7 +118,7 @@ DIAGNOSTICS = [
         folder='cpu-diagnostics',
         title='Selection diagnostics in `cpu`',
         commands=[
-            'benchmarks/study.py --preset cpu --diagnostics 10 '
+            'benchmarks/study --preset cpu --diagnostics 10 '
             '--methods AUSAM-0.5 AUSAM-0.5-EMA --seeds 0',
         ],
     ),
@@ -218,7 +215,7 @@ def setting(cells: list, folder: str, commands: list) -> list:
 
 
 def summary_table(cells: list) -> list:
-    """The per-method table of ``study.py --report`` (without its SAM
+    """The per-method table of ``benchmarks/study --report`` (without its SAM
     columns where SAM did not run)."""
     rows = study.summarize(cells, study.STUDY_METHODS)
     if not any(r['method'] == 'SAM' for r in rows):
@@ -258,7 +255,7 @@ def summary_table(cells: list) -> list:
 
 
 def every_seed(cells: list) -> list:
-    """The per-cell table of ``study.py --report``, folded away."""
+    """The per-cell table of ``benchmarks/study --report``, folded away."""
     order = {m: i for i, m in enumerate(method_order(cells))}
     lines = [
         '<details><summary>Every seed</summary>',
@@ -309,7 +306,7 @@ def headline() -> list:
         '### The first 5 seeds alone',
         '',
         'The comparisons over seeds 0-4, as reported before seeds 5-9 ran '
-        '(`benchmarks/study.py --preset cpu-noise20 --seeds 0 1 2 3 4 '
+        '(`benchmarks/study --preset cpu-noise20 --seeds 0 1 2 3 4 '
         '--report`).',
         '',
     ]
@@ -474,8 +471,8 @@ def render() -> str:
         'All study cells: ResNet-20 (width 16) on a fixed split of the '
         'CIFAR-10 training JPEGs, batch 128, SGD lr 0.1, momentum 0.9, '
         'weight decay 5e-4, cosine, SAM rho 0.05; method settings in '
-        '`benchmarks/study.py` (`METHODS`). Each cell is one method and one '
-        'seed trained by the mmengine Runner.',
+        '`benchmarks/study/methods.py` (`METHODS`). Each cell is one '
+        'method and one seed trained by the mmengine Runner.',
         '',
     ]
     lines += headline()

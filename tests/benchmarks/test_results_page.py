@@ -1,5 +1,5 @@
 """docs/results.md: the committed page is what benchmarks/results_page.py
-writes from the committed JSON, its numbers are those of study.py's report,
+writes from the committed JSON, its numbers are those of the study report,
 and one of them equals a computation from the raw cell JSON."""
 
 import importlib.util
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / 'benchmarks'))  # study.py imports common
+sys.path.insert(0, str(ROOT / 'benchmarks'))  # the study package, common
 
 
 def _load(name):
@@ -67,7 +67,7 @@ def test_check_fails_on_a_stale_page_and_names_the_command(
 
 
 def test_headline_numbers_equal_the_raw_cell_json():
-    """Independent of study.py: the mean and sample std of AUSAM-0.5's
+    """Independent of the study package: the mean and sample std of AUSAM-0.5's
     held-out accuracy, and SAM - SGD's paired mean and SE, from the cell
     files themselves."""
     acc = {}
@@ -94,7 +94,7 @@ def test_headline_numbers_equal_the_raw_cell_json():
 
 def test_study_tables_are_those_of_the_study_report(tmp_path):
     """The page's cpu-noise20 tables are line for line what
-    `study.py --preset cpu-noise20 --report` writes."""
+    `benchmarks/study --preset cpu-noise20 --report` writes."""
     preset = study.PRESETS['cpu-noise20']
     report = study.report('cpu-noise20', preset, CELLS, tmp_path)
     page = section(

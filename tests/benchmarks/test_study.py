@@ -2,7 +2,6 @@
 CIFAR-10 JPEGs (resume-skipping, the report against the cell JSONs), and the
 report's statistics against hand-computed values."""
 
-import importlib.util
 import json
 import math
 import re
@@ -12,12 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / 'benchmarks'))  # study.py imports common
-_spec = importlib.util.spec_from_file_location(
-    'study', ROOT / 'benchmarks' / 'study.py'
-)
-study = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(study)
+sys.path.insert(0, str(ROOT / 'benchmarks'))  # the study package, common
+import study  # noqa: E402  (benchmarks/study/)
 
 
 def table_rows(md: str, header_start: str) -> list:
@@ -85,6 +80,62 @@ def test_every_method_builds_its_wrapper(tmp_path):
     probe = study.PRESETS['cpu-probe']
     assert probe['config'] == preset['config']
     assert probe['epochs'] == preset['epochs']
+
+
+def test_only_the_main_schedule_follows_the_run_length(tmp_path):
+    """A warm-up keeps its epochs; the schedule that ran to the base
+    config's end is stretched (and its T_max shortened by its begin)."""
+    base = ROOT / study.PRESETS['cpu']['config']
+    leaf = tmp_path / 'warmup.py'
+    leaf.write_text(
+        f"_base_ = ['{base}']\n"
+        'param_scheduler = [\n'
+        "    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,"
+        ' end=5),\n'
+        "    dict(type='CosineAnnealingLR', T_max=145, by_epoch=True, begin=5,"
+        ' end=150),\n'
+        ']\n'
+    )
+    preset = dict(study.PRESETS['cpu'], config=str(leaf), epochs=50)
+    cfg = study.cell_config(preset, 'SGD', 0, tmp_path, tmp_path)
+    warmup, main = cfg.param_scheduler
+    assert (warmup.begin, warmup.end) == (0, 5)
+    assert (main.begin, main.end, main.T_max) == (5, 50, 45)
+
+
+def test_run_fractions_are_resolved_at_any_depth(tmp_path, monkeypatch):
+    frac = study.RunFraction
+    nested = dict(a=[frac(0.5), dict(b=frac(0.1))], c=(frac(1.0), 3))
+    assert study.resolve_spec(nested, 40) == dict(a=[20, dict(b=4)], c=(40, 3))
+    monkeypatch.setitem(
+        study.METHODS,
+        'Nested',
+        dict(
+            type='SAMOptimWrapper',
+            rho=0.05,
+            clip_grad=dict(max_norm=frac(0.1)),
+        ),
+    )
+    cfg = study.cell_config(
+        study.PRESETS['cpu'], 'Nested', 0, tmp_path, tmp_path
+    )
+    assert cfg.optim_wrapper.clip_grad.max_norm == 15  # 10% of 150 epochs
+
+
+def test_infobatch_methods_get_the_sampler_and_hooks(tmp_path):
+    preset = study.PRESETS['cpu-noise20']
+    assert set(study.TABLE5_METHODS) <= set(preset['methods'])
+    cfg = study.cell_config(preset, 'SAM+Info', 0, tmp_path, tmp_path)
+    assert cfg.train_dataloader.sampler.type == 'InfoBatchSampler'
+    assert cfg.default_hooks.param_scheduler.type == (
+        'InfoBatchParamSchedulerHook'
+    )
+    assert {'type': 'InfoBatchHook'} in cfg.custom_hooks
+    sam = study.cell_config(preset, 'SAM', 0, tmp_path, tmp_path)
+    assert sam.train_dataloader.sampler.type == 'DefaultSampler'
+    from ausam_tasks.engine.infobatch import check_infobatch_config
+
+    check_infobatch_config(cfg)
 
 
 def test_unknown_method_fails_early():
@@ -195,7 +246,7 @@ def test_tiny_study_end_to_end(tmp_path, capsys, cifar10_archive):
         assert float(seeds[method][3]) == pytest.approx(
             c['train_top1'], abs=0.005
         )
-    assert f'`benchmarks/study.py {" ".join(args)} --report --docs' in md
+    assert f'`benchmarks/study {" ".join(args)} --report --docs' in md
 
     # A cell of a seed outside the preset's stays out of its report, and
     # --seeds reports it under its own name.
@@ -232,7 +283,7 @@ def test_diagnostics_cell_records_the_hook_scalars(tmp_path, cifar10_archive):
     md = (docs / 'tiny-diagnostics.md').read_text()
     rows = {r[0]: r for r in table_rows(md, '| epoch |')}
     assert list(rows) == ['1', '2', 'mean']
-    col = 1 + [k for k, _ in study.DIAGNOSTICS].index('adlp_spearman')
+    col = 1 + [k for k, _ in study.report.DIAGNOSTICS].index('adlp_spearman')
     for row in c['diagnostics']:
         assert float(rows[str(row['epoch'])][col]) == pytest.approx(
             row['diag/adlp_spearman'], abs=5e-4
@@ -407,7 +458,7 @@ def test_noisy_cell_reports_what_it_did_with_the_flipped_labels(
         )
     }
     assert set(rows) == set(methods)
-    keys = [k for k, _ in study.NOISE_COLUMNS]
+    keys = [k for k, _ in study.report.NOISE_COLUMNS]
     noise = cells['AUSAM-0.5']['label_noise']
     for i, key in enumerate(keys):
         assert float(rows['AUSAM-0.5'][2 + i]) == pytest.approx(
