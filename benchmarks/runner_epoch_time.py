@@ -1,4 +1,5 @@
-"""Epoch time of SGD, SAM and AUSAM-0.5 through the real config and Runner.
+"""Epoch time of SGD, SAM, AUSAM-0.5 and InfoBatch (SGD+Info, SAM+Info)
+through the real config and Runner.
 
 The CIFAR-10 ResNet-18 config (``configs/classification/
 resnet18_ausam-a0.5_1xb128_cifar10.py``) with its batch (on-device)
@@ -6,7 +7,10 @@ augmentation, trained by mmengine's Runner on the CIFAR-10 training JPEGs
 (all 50,000 by default), validation and checkpoints off. Epoch 0 is the
 warm-up and AUSAM's full-SAM scoring epoch (init_epochs=1); the steady
 epochs after it are the ones that count. Times include data loading and the
-device synchronises at each epoch's end.
+device synchronises at each epoch's end. InfoBatch's first epoch is whole
+(no scores yet); its steady epochs are pruned. ``SGD-per-sample`` is SGD
+through the per-sample protocol (PlainOptimWrapper) without InfoBatch: the
+wrapper's own cost, apart from the pruning.
 
     AUSAM_DATA_ROOT=.data python benchmarks/runner_epoch_time.py
     python benchmarks/runner_epoch_time.py --images 200 --batch-size 32 \\
@@ -27,6 +31,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import tasks.classification  # noqa: F401
+from ausam_tasks.engine.infobatch import use_infobatch
 from tasks.classification.data_prep import extract_cifar10_jpg
 
 CONFIG = REPO / 'configs/classification/resnet18_ausam-a0.5_1xb128_cifar10.py'
@@ -43,19 +48,24 @@ class EpochTimer(Hook):
     priority = 'VERY_LOW'
 
     def __init__(self):
-        self.times = []
+        self.times, self.samples = [], []
 
     def _sync(self):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
     def before_train_epoch(self, runner) -> None:
+        # After the sampler's set_epoch: this epoch's (pruned) length.
+        self.samples.append(len(runner.train_dataloader.sampler))
         self._sync()
         self._start = time.perf_counter()
 
     def after_train_epoch(self, runner) -> None:
         self._sync()
         self.times.append(time.perf_counter() - self._start)
+
+
+METHODS = ('SGD', 'SAM', 'AUSAM-0.5', 'SGD-per-sample', 'SGD+Info', 'SAM+Info')
 
 
 def method_wrapper(method: str, ausam: dict, dtype: str) -> dict:
@@ -66,10 +76,16 @@ def method_wrapper(method: str, ausam: dict, dtype: str) -> dict:
         if cast is None:
             return dict(type='OptimWrapper', optimizer=opt)
         return dict(type='AmpOptimWrapper', dtype=cast, optimizer=opt)
+    plain = dict(type='PlainOptimWrapper', optimizer=opt, dtype=cast)
+    sam = dict(type='SAMOptimWrapper', rho=0.05, optimizer=opt, dtype=cast)
     if method == 'SAM':
-        return dict(
-            type='SAMOptimWrapper', rho=0.05, optimizer=opt, dtype=cast
-        )
+        return sam
+    if method == 'SGD-per-sample':
+        return plain
+    if method == 'SGD+Info':
+        return dict(plain, infobatch_pass='first')
+    if method == 'SAM+Info':
+        return dict(sam, infobatch_pass='second')
     return dict(ausam, dtype=cast)
 
 
@@ -99,6 +115,8 @@ def build_cfg(args, method: str, data_root: Path, work_dir: str) -> Config:
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     cfg.train_cfg.max_epochs = args.epochs
     cfg.param_scheduler[0].update(T_max=args.epochs, end=args.epochs)
+    if '+Info' in method:
+        use_infobatch(cfg)
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger.interval = 10**6
     cfg.work_dir = work_dir
@@ -144,7 +162,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.epochs < 2:
         p.error('--epochs must be >= 2: epoch 0 is the warm-up')
-    unknown = set(args.methods.split(',')) - {'SGD', 'SAM', 'AUSAM-0.5'}
+    unknown = set(args.methods.split(',')) - set(METHODS)
     if unknown:
         p.error(f'--methods: unknown {sorted(unknown)}')
     return args
@@ -174,6 +192,7 @@ def main(argv=None):
                 dict(
                     method=method,
                     epochs_s=timer.times,
+                    epoch_samples=timer.samples,
                     steady_epoch_s=steady,
                     images=images,
                     images_per_s=images / steady,
@@ -194,13 +213,18 @@ def main(argv=None):
         f'batch {args.batch_size}, {args.workers} workers, {opts}, {dev}, '
         f'Runner; steady = median of epochs 1..{args.epochs - 1}\n'
     )
-    print('| method | epoch 0 (s) | steady epoch (s) | images/s | SAM% |')
-    print('| --- | ---: | ---: | ---: | ---: |')
+    print(
+        '| method | epoch 0 (s) | steady epoch (s) | trained / epoch '
+        '(steady) | dataset images/s | SAM% |'
+    )
+    print('| --- | ---: | ---: | ---: | ---: | ---: |')
     for r in rows:
         pct = f'{r["sam_pct"]:.0f}%' if r['sam_pct'] else 'n/a'
+        trained = statistics.median(r['epoch_samples'][1:])
         print(
             f'| {r["method"]} | {r["epochs_s"][0]:.1f} | '
-            f'{r["steady_epoch_s"]:.1f} | {r["images_per_s"]:.0f} | {pct} |'
+            f'{r["steady_epoch_s"]:.1f} | {trained:.0f} | '
+            f'{r["images_per_s"]:.0f} | {pct} |'
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {k: str(v) for k, v in vars(args).items()}

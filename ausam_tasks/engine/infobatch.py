@@ -239,6 +239,23 @@ def _batches(samples: int, batch_size: int, drop_last: bool) -> int:
     return max(n, 1)
 
 
+def use_infobatch(cfg, prune_ratio: float = 0.5, delta: float = 0.875):
+    """Add InfoBatch's sampler and hooks to an mmengine config (what the
+    shipped ``*-info`` configs set); the optim wrapper's
+    ``infobatch_pass`` stays the caller's."""
+    cfg.train_dataloader.sampler = dict(
+        type='InfoBatchSampler', prune_ratio=prune_ratio, delta=delta
+    )
+    cfg.default_hooks.param_scheduler = dict(
+        type='InfoBatchParamSchedulerHook'
+    )
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'InfoBatchHook' for h in hooks):
+        hooks.append(dict(type='InfoBatchHook'))
+    cfg.custom_hooks = hooks
+    return cfg
+
+
 def check_infobatch_config(cfg) -> None:
     """InfoBatch's parts, checked together when the config is read: the
     sampler, the wrapper's ``infobatch_pass``, the hooks and the loop."""

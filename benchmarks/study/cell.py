@@ -70,7 +70,9 @@ def cell_config(preset: dict, method: str, seed: int, data_root, work_dir):
     base = {k: v for k, v in cfg.optim_wrapper.items() if k != 'type'}
     cfg.optim_wrapper = ConfigDict({**base, **spec})
     if spec.get('infobatch_pass'):
-        use_infobatch(cfg)
+        from ausam_tasks.engine.infobatch import use_infobatch
+
+        use_infobatch(cfg)  # prune ratio 0.5, delta 0.875
     cfg.randomness = dict(seed=seed, deterministic=False)
     if preset.get('diagnostics'):
         # Off in the timed cells: each diagnostic costs seconds of training.
@@ -89,21 +91,6 @@ def cell_config(preset: dict, method: str, seed: int, data_root, work_dir):
     cfg.resume = (Path(work_dir) / 'last_checkpoint').is_file()
     cfg.load_from = None
     return cfg
-
-
-def use_infobatch(cfg) -> None:
-    """InfoBatch's sampler and hooks, as configs/classification/
-    resnet18_sgd-info_1xb128_cifar10.py sets them."""
-    cfg.train_dataloader.sampler = dict(
-        type='InfoBatchSampler', prune_ratio=0.5, delta=0.875
-    )
-    cfg.default_hooks.param_scheduler = dict(
-        type='InfoBatchParamSchedulerHook'
-    )
-    cfg.custom_hooks = [
-        *cfg.get('custom_hooks', []),
-        dict(type='InfoBatchHook'),
-    ]
 
 
 def machine() -> dict:
