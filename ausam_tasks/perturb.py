@@ -94,6 +94,11 @@ def second_pass(model: Optional[nn.Module]) -> Iterator[None]:
 
 def frozen_stats_closure(closure, model: Optional[nn.Module]):
     """``closure`` with running statistics frozen (``second_pass``)."""
+    from .step import Chunks
+
+    if isinstance(closure, Chunks):  # stays one micro-batch at a time
+        parts = [frozen_stats_closure(c, model) for c in closure.parts]
+        return Chunks(parts, closure.sizes)
 
     def run(positions=None, **kwargs):
         with second_pass(model):

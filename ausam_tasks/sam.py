@@ -35,6 +35,7 @@ class SAM(Method):
     ``adaptive=True`` is ASAM (Kwon et al. 2021)."""
 
     infobatch_passes = ('first', 'second')
+    perturbations = ('global', 'local')
 
     def __init__(
         self,

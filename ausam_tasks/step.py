@@ -11,8 +11,17 @@ it returns ``(losses, outputs)``, the model's per-sample outputs.
 """
 
 import dataclasses
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
+from typing import (
+    Callable,
+    ContextManager,
+    Dict,
+    FrozenSet,
+    List,
+    Optional,
+    Tuple,
+)
 
 import torch
 from torch import nn
@@ -40,6 +49,9 @@ class StepContext:
     # one per batch row: InfoBatch's on one pass, AUSAM's importance weights.
     # A weighted pass backpropagates mean(w_i * l_i).
     weights: Dict[str, torch.Tensor] = field(default_factory=dict)
+    # Under DDP with perturbation='local': the context (DDP's no_sync) the
+    # first SAM pass runs in, so each rank perturbs with its own gradient.
+    local_first_pass: Optional[Callable[[], ContextManager]] = None
     step: int = 0  # set by Method.step: this step's number
 
 
@@ -63,6 +75,71 @@ class StepResult:
 
 def backward(loss: torch.Tensor, scaler=None) -> None:
     (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+class Chunks:
+    """One batch made of several micro-batches: an accumulation cycle's
+    loader batches, or one batch cut into ``micro_batch_size`` pieces.
+
+    It answers ``closure(positions, with_outputs)`` for the concatenation of
+    the micro-batches (``positions`` index the concatenation), and
+    ``Method.pass_at`` runs a pass one micro-batch at a time, each with its
+    own backward, so only one micro-batch's graph is alive at a time.
+    """
+
+    def __init__(self, parts: List[Closure], sizes: List[int]):
+        flat_parts, flat_sizes = [], []
+        for part, size in zip(parts, sizes, strict=True):
+            if isinstance(part, Chunks):  # micro-batches of a cycle's batch
+                flat_parts += part.parts
+                flat_sizes += part.sizes
+            else:
+                flat_parts.append(part)
+                flat_sizes.append(int(size))
+        self.parts, self.sizes = flat_parts, flat_sizes
+        self.offsets = [0]
+        for n in self.sizes:
+            self.offsets.append(self.offsets[-1] + n)
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def split(self, positions: Optional[torch.Tensor]):
+        """(micro-batch closure, its rows or None for all) of each
+        micro-batch ``positions`` reaches, in order of the concatenation
+        (``positions`` are sorted, as every selector returns them)."""
+        for part, lo, hi in zip(self.parts, self.offsets, self.offsets[1:]):
+            if positions is None:
+                yield part, None
+                continue
+            rows = positions[(positions >= lo) & (positions < hi)] - lo
+            if len(rows):
+                yield part, rows
+
+    @property
+    def extras(self) -> Dict[str, torch.Tensor]:
+        """The first micro-batch's logged extras (e.g. accuracy)."""
+        return getattr(self.parts[0], 'extras', {})
+
+    @property
+    def net(self):
+        """The module the micro-batches' closures call (DDP's no_sync)."""
+        return getattr(self.parts[0], 'net', None)
+
+    def __call__(self, positions=None, with_outputs=False):
+        results = [
+            part(rows, with_outputs=True) if with_outputs else part(rows)
+            for part, rows in self.split(positions)
+        ]
+        if with_outputs:
+            losses = [r[0] for r in results]
+            outputs = torch.cat([r[1] for r in results])
+            return _cat(losses), outputs
+        return _cat(results)
+
+
+def _cat(losses: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    return {k: torch.cat([d[k] for d in losses]) for k in losses[0]}
 
 
 def weighted(
@@ -96,6 +173,13 @@ class Method:
     # own body, not inherited: a subclass changes the step, so it says
     # again what it supports.
     infobatch_passes: Tuple[str, ...] = ()
+    # perturbation='local' under DDP needs a first pass whose gradient sets
+    # eps and nothing else of that gradient in the update.
+    perturbations: Tuple[str, ...] = ('global',)
+    local_refusal = 'it has no first pass whose gradient sets a perturbation'
+    # Why accumulative_counts / micro_batch_size cannot apply ('' if they
+    # can): the cycle's micro-batches run one at a time in each pass.
+    no_accumulation = ''
 
     def __init__(self, optimizer: torch.optim.Optimizer):
         self.optimizer = optimizer
@@ -171,11 +255,31 @@ class Method:
         """Forward and backward of the rows ``positions``, weighted by
         ``ctx.weights[stage]`` if set: (losses, the detached per-sample
         total)."""
+        w = ctx.weights.get(stage)
+        if isinstance(closure, Chunks):
+            return self._chunked_pass(closure, ctx, positions, where, w)
         losses = closure(positions)
         total = self.loss(losses, ctx, where)
-        w = ctx.weights.get(stage)
         backward(weighted(total, w, positions).mean(), ctx.scaler)
         return _detached(losses), total.detach()
+
+    def _chunked_pass(self, closure, ctx, positions, where, w):
+        """``pass_at`` one micro-batch at a time: each backward adds its
+        share, sum / n, of the mean over all n rows."""
+        n = len(closure) if positions is None else len(positions)
+        if w is not None and positions is not None:
+            w = w[positions.to(w.device)]  # the rows' weights, in order
+        losses, totals, done = [], [], 0
+        for part, rows in closure.split(positions):
+            part_losses = part(rows)
+            total = self.loss(part_losses, ctx, where)
+            k = len(total)
+            wk = None if w is None else w[done : done + k]
+            backward(weighted(total, wk).sum() / n, ctx.scaler)
+            losses.append(_detached(part_losses))
+            totals.append(total.detach())
+            done += k
+        return _cat(losses), torch.cat(totals)
 
     def unscaled(self, ctx: StepContext) -> bool:
         """fp16: unscale the gradients in place (before a norm of them);
@@ -258,7 +362,9 @@ class Method:
         """Both SAM passes on the rows ``positions``: the gradient at w,
         w + eps (``epsilon``), the gradient there with running statistics
         frozen, w restored, ``before_update``, then the update (Eq. 3)."""
-        losses, l1 = self.pass_at(closure, ctx, positions)
+        local = ctx.local_first_pass or nullcontext
+        with local():  # 'local': this rank's own gradient sets eps
+            losses, l1 = self.pass_at(closure, ctx, positions)
         if not self.unscaled(ctx):
             return self.skip(ctx, losses, l1, positions)
         params = self.perturbable()
@@ -287,7 +393,8 @@ class Method:
         """A plain step of the base optimizer: one forward/backward at w,
         ``before_update`` (which may edit the gradient), the update. With
         fp16 the gradient stays scaled for the scaler's step."""
-        return self.one_pass_step(closure(None), ctx, before_update)
+        losses, loss = self.pass_at(closure, ctx)
+        return self._after_one_pass(losses, loss, ctx, before_update)
 
     def one_pass_step(
         self,
@@ -302,6 +409,24 @@ class Method:
         ``after_update`` (a method's state: a teacher, stored outputs)."""
         loss = self.loss(losses, ctx, 'at w')
         backward(weighted(loss, ctx.weights.get('first')).mean(), ctx.scaler)
+        return self._after_one_pass(
+            _detached(losses),
+            loss.detach(),
+            ctx,
+            before_update,
+            after_update,
+            sam,
+        )
+
+    def _after_one_pass(
+        self,
+        losses,
+        loss,
+        ctx,
+        before_update=None,
+        after_update=None,
+        sam=False,
+    ) -> StepResult:
         skipped = self.overflowed(ctx)
         if before_update is not None and not skipped:
             before_update(ctx)
@@ -309,10 +434,7 @@ class Method:
         if after_update is not None and not skipped:
             after_update(ctx)
         return StepResult(
-            losses=_detached(losses),
-            loss_before=loss.detach(),
-            skipped=skipped,
-            sam=sam,
+            losses=losses, loss_before=loss, skipped=skipped, sam=sam
         )
 
     def state_dict(self) -> dict:

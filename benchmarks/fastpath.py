@@ -4,7 +4,7 @@ The config ``resnet18_ausam-a0.5_1xb128-fast_cifar10.py`` of
 configs/classification (200 epochs, batch 128, Cutout; bf16, CUDA graphs,
 data on the device, validation every 10 epochs) trained by mmengine's
 Runner on CIFAR pickle batches made once from the JPEG archive
-(benchmarks/study.py's ``prepare_data``: 45,000 training images, 500 per
+(benchmarks/study's ``prepare_data``: 45,000 training images, 500 per
 class held out in place of the official test set, which the shared data
 lacks). Writes one JSON:
 the time to make the pickles, every epoch's time, the held-out accuracy at

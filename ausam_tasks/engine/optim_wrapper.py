@@ -21,9 +21,10 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
+from ..exchange import distributed as dist_initialized
 from ..finite import FiniteCheck
 from ..sam import SAM
-from ..step import StepContext, StepResult
+from ..step import Chunks, StepContext, StepResult
 from .protocol import PROTOCOL
 
 # SAM's settings of the perturbation, refused by a method without one.
@@ -49,11 +50,23 @@ class SAMOptimWrapper(OptimWrapper):
             under SharpnessAwareStateHook, else every 10 steps) or 'auto'
             (every step on a CPU, deferred on a GPU). See
             ``ausam_tasks.finite.FiniteCheck``.
+        accumulative_counts: mmengine's meaning: N loader batches make one
+            update (the iteration count, LR schedule and logs count loader
+            batches). The update is one step of the method on the N
+            batches' concatenation: the cycle's loss closures are held
+            until the N-th, then each pass runs over them one at a time.
+        micro_batch_size: cut each loader batch into pieces of this size,
+            run one at a time in each pass (a batch whose activations do
+            not fit); None: whole batches.
+        perturbation: under DDP, 'global' (eps from the all-reduced
+            gradient) or 'local' (the first pass under ``no_sync``: each rank
+            perturbs with its own gradient; the second pass is all-reduced).
+            Without DDP both are the same step.
         infobatch_pass: with an ``InfoBatchSampler`` (and
             ``InfoBatchHook``): the pass whose loss InfoBatch weighs and
             scores, 'first' (at w) or 'second' (at w + eps). None: no
             InfoBatch. See docs/methods.md.
-        clip_grad, accumulative_counts: OptimWrapper's.
+        clip_grad: OptimWrapper's.
         **settings: the method's own (``rho``, ``alpha``, ``k``, ...): the
             arguments of ``method``.
     """
@@ -68,11 +81,18 @@ class SAMOptimWrapper(OptimWrapper):
         finite_check: str = 'auto',
         clip_grad: Optional[dict] = None,
         accumulative_counts: int = 1,
+        micro_batch_size: Optional[int] = None,
+        perturbation: str = 'global',
         infobatch_pass: Optional[str] = None,
         **settings,
     ):
         _check_keys(type(self), settings)
         _check_infobatch_pass(type(self), infobatch_pass)
+        _check_chunking(type(self), accumulative_counts, micro_batch_size)
+        _check_perturbation(type(self), perturbation)
+        self.micro_batch_size = micro_batch_size
+        self.perturbation = perturbation
+        self._pending: List[tuple] = []  # the accumulation cycle's batches
         self.infobatch_pass = infobatch_pass
         self.infobatch = None  # the sampler InfoBatchHook links
         super().__init__(
@@ -80,12 +100,6 @@ class SAMOptimWrapper(OptimWrapper):
             accumulative_counts=accumulative_counts,
             clip_grad=clip_grad,
         )
-        if self._accumulative_counts != 1:
-            raise ValueError(
-                f'{type(self).__name__} does not support accumulative_counts'
-                f'={self._accumulative_counts}: both SAM passes must see the '
-                'same mini-batch. Increase the batch size instead.'
-            )
         if dtype not in (None, 'float32', 'float16', 'bfloat16'):
             raise ValueError(
                 f"dtype must be None, 'float16' or 'bfloat16', got {dtype!r}"
@@ -203,10 +217,22 @@ class SAMOptimWrapper(OptimWrapper):
         dataset indices; ``model`` is the BaseModel (not the DDP wrapper).
         Non-loss entries in ``closure.extras``, if any, are logged too.
         """
-        result = self.core.step(closure, self.step_context(sample_idx, model))
+        if self.micro_batch_size and len(sample_idx) > self.micro_batch_size:
+            closure = micro_batches(
+                closure, len(sample_idx), self.micro_batch_size
+            )
+        self._pending.append((closure, sample_idx))
+        self._inner_count += 1
+        if not self.should_update():
+            return {}  # the cycle's passes run at its last batch
+        closure, sample_idx = cycle(self._pending)
+        self._pending = []
+        ctx = self.step_context(sample_idx, model)
+        if self.perturbation == 'local':
+            ctx.local_first_pass = _no_sync_of(closure)
+        result = self.core.step(closure, ctx)
         if self.infobatch_pass is not None and not result.skipped:
             self._score_infobatch(result, sample_idx)
-        self._inner_count += 1
         extras = getattr(closure, 'extras', {})
         log_vars = self._log_vars(result, extras, len(sample_idx))
         if self._held_logs is None or not (
@@ -408,6 +434,74 @@ def _check_keys(cls, kwargs: dict) -> None:
             f'{cls.__name__} got unknown setting(s) {unknown}{hint}; '
             'valid keys of optim_wrapper: optimizer, '
             + ', '.join(sorted(valid))
+        )
+
+
+def cycle(pending: List[tuple]):
+    """(closure, sample indices) of an accumulation cycle's batches: one
+    batch as it is, several as ``Chunks`` of their concatenation."""
+    if len(pending) == 1:
+        return pending[0]
+    closures, idx = zip(*pending)
+    return Chunks(list(closures), [len(i) for i in idx]), torch.cat(idx)
+
+
+def micro_batches(closure, size: int, micro: int) -> Chunks:
+    """One batch's closure as pieces of ``micro`` rows."""
+
+    def rows_of(rows):
+        def part(positions=None, **kwargs):
+            pos = rows if positions is None else rows[positions.cpu()]
+            return closure(pos, **kwargs)
+
+        part.net = getattr(closure, 'net', None)
+        part.extras = getattr(closure, 'extras', {})
+        return part
+
+    starts = range(0, size, micro)
+    parts = [rows_of(torch.arange(a, min(a + micro, size))) for a in starts]
+    return Chunks(parts, [min(micro, size - a) for a in starts])
+
+
+def _no_sync_of(closure):
+    """DDP's ``no_sync`` of the module the closure calls; None without
+    DDP (then 'local' is the global step: one rank's gradient is all)."""
+    net = getattr(closure, 'net', None)
+    if net is None or not dist_initialized():
+        return None
+    return getattr(net, 'no_sync', None)
+
+
+def _check_chunking(cls, counts, micro) -> None:
+    for name, value in (
+        ('accumulative_counts', counts),
+        ('micro_batch_size', micro),
+    ):
+        if value is None and name == 'micro_batch_size':
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f'{cls.__name__}: {name} must be an integer >= 1, got '
+                f'{value!r}'
+            )
+    reason = cls.method.no_accumulation
+    if reason and (counts > 1 or micro is not None):
+        raise ValueError(
+            f'{cls.__name__} does not take accumulative_counts > 1 or '
+            f'micro_batch_size: {reason}. Use a batch that fits instead.'
+        )
+
+
+def _check_perturbation(cls, value) -> None:
+    if value not in ('global', 'local'):
+        raise ValueError(
+            f"{cls.__name__}: perturbation must be 'global' or 'local', got "
+            f'{value!r}'
+        )
+    if value not in cls.method.perturbations:
+        raise ValueError(
+            f"{cls.__name__} does not take perturbation='local': "
+            f'{cls.method.local_refusal}'
         )
 
 

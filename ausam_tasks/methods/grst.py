@@ -28,6 +28,12 @@ class GRST(RST):
     of the weights) during a GNP step.
     """
 
+    perturbations = ('global',)
+    local_refusal = (
+        'its update mixes in the first-pass gradient g1, which would '
+        'differ between ranks'
+    )
+
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,

@@ -23,6 +23,12 @@ class LookSAM(SAM):
     the weights), plus a copy of g during SAM steps.
     """
 
+    perturbations = ('global',)
+    local_refusal = (
+        'it stores a component of the first-pass gradient (g_v) for its '
+        'later plain steps, which would differ between ranks'
+    )
+
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,

@@ -56,6 +56,12 @@ class MESA(Method):
     model's.
     """
 
+    no_accumulation = (
+        "MESA's KL term needs the whole batch's outputs in one backward, "
+        "so a cycle's micro-batches would all be alive at once (no memory "
+        'saved), and DDP allows one forward per backward'
+    )
+
     needs = frozenset({'outputs', 'model'})
 
     def __init__(

@@ -37,6 +37,12 @@ class SAF(Method):
     table.
     """
 
+    no_accumulation = (
+        "SAF's KL term needs the whole batch's outputs in one backward, "
+        "so a cycle's micro-batches would all be alive at once (no memory "
+        'saved), and DDP allows one forward per backward'
+    )
+
     needs = frozenset({'sample_idx', 'outputs'})
 
     def __init__(

@@ -35,5 +35,5 @@ from .methods import (  # noqa: F401
     resolve_spec,
 )
 from .presets import PRESETS  # noqa: F401
-from .report import report  # noqa: F401
+from .report import comparisons, noise_table, report, table5  # noqa: F401
 from .stats import load_cells, paired, summarize, t_interval  # noqa: F401

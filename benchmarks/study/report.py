@@ -169,7 +169,9 @@ def noise_table(cells: list, methods: list) -> list:
         'predicts the unaugmented training images; for a method with a score '
         'table (AUSAM; SAM+Random keeps one too, but its draws are uniform, '
         'so its columns show what the scores say without driving the '
-        'selection) the last two columns place the flipped images in it '
+        "selection; InfoBatch's scores are the latest losses: high is "
+        'kept, below the mean may be pruned) the last two columns place '
+        'the flipped images in it '
         '(rank 1% = the highest scores; a table blind to them gives a '
         f'{100 * share:.0f}% share and a mean rank near 50%). Means over the '
         'seeds that recorded the summary.',

@@ -1,4 +1,4 @@
-# The CPU study's base config (benchmarks/study.py --preset cpu): a regime
+# The CPU study's base config (benchmarks/study --preset cpu): a regime
 # that converges on one CPU core. ResNet-20 (width 16) on 2,000 CIFAR-10
 # training JPEGs (200 per class) held at 16x16, 100 epochs, batch 128; SGD
 # lr 0.1, momentum 0.9, weight decay 5e-4, cosine to 0 per iteration (He et

@@ -1,4 +1,4 @@
-# The CPU study's base config (benchmarks/study.py --preset cpu): the 100-epoch
+# The CPU study's base config (benchmarks/study --preset cpu): the 100-epoch
 # regime left SGD at 98.2-98.5% training-set accuracy (seeds 0, 1), short of
 # the >= 99% that shows a fitted training set, so the one change is 1.5x the
 # epochs; everything else is as in the 100-epoch config.
