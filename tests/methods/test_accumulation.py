@@ -216,3 +216,29 @@ def test_local_perturbation_is_refused_where_ranks_would_diverge(name, match):
             model(),
             dict(type='SAMOptimWrapper', optimizer=SGD, perturbation='rank'),
         )
+
+
+def test_two_ranks_local_and_global_perturbation(tmp_path):
+    """'global' equals the single-process step on both ranks' samples
+    (also accumulated); 'local' perturbs each rank with its own gradient
+    (different eps) and still leaves the ranks' weights identical."""
+    from pathlib import Path
+
+    from tests.torchrun import run_two_ranks
+
+    worker = Path(__file__).with_name('ddp_perturbation_worker.py')
+    r0, r1 = run_two_ranks(worker, tmp_path)
+    single, _ = r0['single']
+    for counts in (1, 2):
+        (w0, e0), (w1, e1) = r0['global', counts], r1['global', counts]
+        torch.testing.assert_close(w0, single, rtol=0, atol=1e-10)
+        assert torch.equal(w0, w1) and torch.equal(e0[0], e1[0])
+        (l0, f0), (l1, f1) = r0['local', counts], r1['local', counts]
+        assert torch.equal(l0, l1)  # identical weights after the step
+        assert (f0[0] - f1[0]).norm() > 1e-3 * f0[0].norm()  # own eps
+        assert (l0 - w0).norm() > 1e-8  # a different step from global
+    # Accumulated 'local' is the one-batch 'local' step (eps from the
+    # rank's own 8 samples either way).
+    torch.testing.assert_close(
+        r0['local', 2][0], r0['local', 1][0], rtol=0, atol=1e-10
+    )

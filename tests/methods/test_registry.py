@@ -425,3 +425,36 @@ def test_bad_setting_fails_when_the_wrapper_is_built(name):
     bad, match = BAD_SETTINGS[name]
     with pytest.raises(ValueError, match=match):
         build(toy_outputs(), name, **bad)
+
+
+# Methods whose loss needs the whole batch in one backward (their reason is
+# in the error): they refuse accumulative_counts.
+NO_ACCUMULATION = {'MESAOptimWrapper', 'SAFOptimWrapper'}
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_accumulating_two_batches_is_one_step_on_both(name, hub):
+    """accumulative_counts=2 over batches 0-15 and 16-31 (iterations 0 and
+    1) updates as one step on all 32 at iteration 1, through train_step;
+    BatchNorm off, since it normalises each micro-batch by itself."""
+    if name in NO_ACCUMULATION:
+        with pytest.raises(ValueError, match='needs the whole batch'):
+            build(toy_outputs(bn=False), name, accumulative_counts=2)
+        return
+    whole = toy_outputs(bn=False)
+    ow_whole = build(whole, name)
+    hub.update_info('iter', 1)
+    hub.update_info('epoch', 0)
+    whole.train_step(batch(DATA, range(2 * BATCH)), ow_whole)
+    acc = toy_outputs(bn=False)
+    ow_acc = build(acc, name, accumulative_counts=2)
+    for t in range(2):
+        hub.update_info('iter', t)
+        log = acc.train_step(
+            batch(DATA, range(t * BATCH, (t + 1) * BATCH)), ow_acc
+        )
+        assert ('loss' in log) == (t == 1)  # logged at the update
+    assert ow_acc.core.num_steps == ow_whole.core.num_steps == 1
+    for (k, p), q in zip(whole.named_parameters(), acc.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=k)
+    assert not torch.equal(flat(whole), flat(toy_outputs(bn=False)))
