@@ -4,7 +4,7 @@ survive a resume."""
 
 import random
 import time
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -59,7 +59,6 @@ class SharpnessAwareLoggerHook(Hook):
             )
         self.progress_seconds = progress_seconds
         self.log_every_iter = log_every_iter
-        self._pending: List[int] = []  # batch sizes of held steps
 
     def before_train(self, runner) -> None:
         logger = next(
@@ -76,14 +75,12 @@ class SharpnessAwareLoggerHook(Hook):
         ow = runner.optim_wrapper
         if not isinstance(ow, SAMOptimWrapper) or not ow.deferring_log_vars:
             return
-        rows = ow.flush_log_vars()
-        for row, k in zip(rows, self._pending, strict=True):
+        for row, k in ow.flush_log_vars_with_sizes():
             for key, value in row.items():
                 runner.message_hub.update_scalar(f'train/{key}', value)
             if 'sam_frac' in row:
                 self._seen += k
                 self._trained += row['sam_frac'] * k
-        self._pending = []
 
     def before_train_epoch(self, runner) -> None:
         self._start = self._last_line = time.perf_counter()
@@ -96,8 +93,6 @@ class SharpnessAwareLoggerHook(Hook):
         if outputs and 'sam_frac' in outputs:
             self._seen += k
             self._trained += float(outputs['sam_frac']) * k
-        elif outputs is not None and not outputs:  # held by the wrapper
-            self._pending.append(k)
         now = time.perf_counter()
         done, total = batch_idx + 1, len(runner.train_dataloader)
         interval = self._log_interval

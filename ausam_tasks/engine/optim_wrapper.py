@@ -114,6 +114,7 @@ class SAMOptimWrapper(OptimWrapper):
         self.core = self.method(self.optimizer, **settings)
         self.core.finite = FiniteCheck(finite_check)
         self._held_logs: Optional[List[dict]] = None  # see defer_log_vars
+        self._held_sizes: List[int] = []  # samples of each held step
         self._hold_on_cpu = False
         self._warned_no_epoch = False
         self._warned_cpu_fp16 = False
@@ -240,6 +241,7 @@ class SAMOptimWrapper(OptimWrapper):
         ):
             return log_vars
         self._held_logs.append(log_vars)
+        self._held_sizes.append(len(sample_idx))
         return {}
 
     def _score_infobatch(self, result: StepResult, sample_idx) -> None:
@@ -267,7 +269,13 @@ class SAMOptimWrapper(OptimWrapper):
     def flush_log_vars(self) -> List[Dict[str, float]]:
         """The held log variables, one dict of Python numbers per step in
         order, read from the device in one go; the hold is emptied."""
+        return [row for row, _ in self.flush_log_vars_with_sizes()]
+
+    def flush_log_vars_with_sizes(self) -> List[tuple]:
+        """``flush_log_vars`` with the number of samples of each step
+        (an accumulation cycle's, all its batches')."""
         rows, self._held_logs = self._held_logs or [], []
+        sizes, self._held_sizes = self._held_sizes, []
         device = [
             v
             for row in rows
@@ -281,7 +289,7 @@ class SAMOptimWrapper(OptimWrapper):
             if device
             else []
         )
-        return [
+        values = [
             {
                 k: next(read)
                 if isinstance(v, torch.Tensor) and v.device.type != 'cpu'
@@ -290,6 +298,7 @@ class SAMOptimWrapper(OptimWrapper):
             }
             for row in rows
         ]
+        return list(zip(values, sizes, strict=True))
 
     def _log_vars(
         self, result: StepResult, extras: dict, batch_size: int

@@ -140,3 +140,28 @@ def test_switching_an_ausam_config_to_looksam():
     cfg.merge_from_dict(args.cfg_options)
     ow = build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
     assert type(ow).__name__ == 'LookSAMOptimWrapper' and ow.core.k == 5
+
+
+def test_the_readme_accumulation_command_trains(folder, tmp_path):
+    """README's `--cfg-options train_dataloader.batch_size=32
+    optim_wrapper.accumulative_counts=4` on the SAM config (here batch 4 x
+    4 on the 16 folder images: one update per epoch)."""
+    sam = CONFIG.replace('ausam-a0.5', 'sam')
+    runner = train_tool.main(
+        [
+            sam,
+            '--image-folder',
+            str(folder),
+            '--work-dir',
+            str(tmp_path / 'w'),
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.batch_size=4',
+            'optim_wrapper.accumulative_counts=4',
+            'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'val_dataloader.num_workers=0',
+            'val_dataloader.persistent_workers=False',
+        ]
+    )
+    assert runner.iter == 4 and runner.optim_wrapper.core.num_steps == 1

@@ -458,3 +458,17 @@ def test_accumulating_two_batches_is_one_step_on_both(name, hub):
     for (k, p), q in zip(whole.named_parameters(), acc.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=k)
     assert not torch.equal(flat(whole), flat(toy_outputs(bn=False)))
+
+
+@pytest.mark.filterwarnings('ignore:.*float16.*CPU')
+@pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
+@pytest.mark.parametrize('name', ['SAMOptimWrapper', 'AUSAMOptimWrapper'])
+def test_accumulation_trains_in_half_precision(name, dtype, hub):
+    model = toy_outputs()
+    ow = build(model, name, accumulative_counts=2, dtype=dtype)
+    before = flat(model)
+    logs = [step(model, ow, hub, t) for t in range(4)]
+    assert ow.core.num_steps == 2
+    assert all(torch.isfinite(log['loss']) for log in logs if log)
+    assert torch.isfinite(flat(model)).all()
+    assert not torch.equal(flat(model), before)
