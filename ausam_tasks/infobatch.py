@@ -92,6 +92,9 @@ class InfoBatch:
             mask = self.well_learned()
             well = torch.nonzero(mask).flatten()
             n_keep = int((1.0 - self.prune_ratio) * len(well))
+            if n_keep == 0:  # nothing left to reweigh: prune none
+                mask = torch.zeros_like(mask)
+                well = well[:0]
             chosen = well[torch.randperm(len(well), generator=g)[:n_keep]]
             if n_keep:
                 # Exactly unbiased: each well-learned sample is kept with

@@ -69,8 +69,10 @@ class AUSAM(SAM):
     ``init_epochs`` (``methods.ksam``). ``score_average='last'`` scores a
     sample by its latest DLP only. ``importance_weights=True`` weighs each
     selected sample's loss by 1 / (K p_i) in both passes, p_i its selection
-    probability (Eq. 7): the unbiased estimate of the batch gradient that
-    Theorem 4 is about (the paper's subset mean is unweighted).
+    probability (Eq. 7): the importance-sampling estimate of the batch
+    gradient that Theorem 4 is about, unbiased for draws with replacement;
+    the subset is drawn without replacement, so it is approximate (the
+    paper's subset mean is unweighted).
     """
 
     needs = frozenset({'sample_idx'})

@@ -189,7 +189,13 @@ class InfoBatchHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['infobatch'] = infobatch_sampler(runner).state_dict()
 
+    def before_train_epoch(self, runner) -> None:
+        # Also without DistSamplerSeedHook (default_hooks.sampler_seed).
+        infobatch_sampler(runner).set_epoch(runner.epoch)
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, '_resume', False):
+            return  # load_from: weights only, InfoBatch starts afresh
         if 'infobatch' not in checkpoint:
             raise KeyError(
                 'the checkpoint has no InfoBatch state (saved without '
@@ -197,8 +203,7 @@ class InfoBatchHook(Hook):
                 'run cannot continue as it was; start it afresh with '
                 'load_from instead of resume'
             )
-        if getattr(runner, '_resume', False):
-            infobatch_sampler(runner).load_state_dict(checkpoint['infobatch'])
+        infobatch_sampler(runner).load_state_dict(checkpoint['infobatch'])
 
 
 @HOOKS.register_module()

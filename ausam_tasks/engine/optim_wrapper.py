@@ -90,6 +90,20 @@ class SAMOptimWrapper(OptimWrapper):
         _check_infobatch_pass(type(self), infobatch_pass)
         _check_chunking(type(self), accumulative_counts, micro_batch_size)
         _check_perturbation(type(self), perturbation)
+        if infobatch_pass is not None and accumulative_counts != 1:
+            raise ValueError(
+                f'{type(self).__name__}: infobatch_pass cannot be combined '
+                'with accumulative_counts > 1: a cycle can span an epoch '
+                "boundary (whose samples carry the other epoch's weights) "
+                'and pruned epochs never reach the short last cycle; use '
+                'micro_batch_size instead'
+            )
+        if perturbation == 'local' and dtype == 'float16':
+            raise ValueError(
+                f"{type(self).__name__}: perturbation='local' with "
+                "dtype='float16': an overflow in one rank's own first pass "
+                'would make that rank skip the step alone; use bfloat16'
+            )
         self.micro_batch_size = micro_batch_size
         self.perturbation = perturbation
         self._pending: List[tuple] = []  # the accumulation cycle's batches

@@ -96,7 +96,7 @@ METHODS = {
         p_start=0.5,
         schedule='constant',
     ),
-    # Can a score beat uniform selection? Theorem 4's unbiased estimator
+    # Can a score beat uniform selection? Theorem 4's importance weights
     # (loss weights 1 / (K p_i)), and the latest DLP as the score.
     'AUSAM-0.5-IW': {**AUSAM_05, 'importance_weights': True},
     'AUSAM-0.5-fresh': {**AUSAM_05, 'score_average': 'last'},

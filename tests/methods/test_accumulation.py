@@ -242,3 +242,67 @@ def test_two_ranks_local_and_global_perturbation(tmp_path):
     torch.testing.assert_close(
         r0['local', 2][0], r0['local', 1][0], rtol=0, atol=1e-10
     )
+
+
+def test_weighted_subset_passes_split_across_micro_batches():
+    """AUSAM's importance weights on a drawn subset (a filled score table,
+    so the weights differ from 1) and InfoBatch-style pass weights, whole
+    batch against micro-batches."""
+    from ausam_tasks.sam import SAM
+
+    x, y = data()
+    for settings in (
+        dict(METHODS['AUSAM-IW'], micro_batch_size=3),
+        dict(type='SAMOptimWrapper', rho=0.1, micro_batch_size=5),
+    ):
+        nets = []
+        for micro in (False, True):
+            net = model()
+            spec = dict(settings)
+            if not micro:
+                spec.pop('micro_batch_size')
+            ow = build_optim_wrapper(net, dict(spec, optimizer=SGD))
+            if hasattr(ow.core, 'table'):
+                ow.core.table.update(
+                    torch.arange(K), torch.linspace(0.1, 2.0, K).double()
+                )
+                assert not torch.allclose(
+                    ow.core.importance(torch.arange(K), 1.0),
+                    torch.ones(K, dtype=torch.float64),
+                )
+            else:
+                w = torch.linspace(0.5, 2.0, K).double()
+                real = ow.step_context
+                ow.step_context = lambda idx, m, _r=real, _w=w: _r(
+                    idx, m
+                ).__class__(**{**vars(_r(idx, m)), 'weights': {'second': _w}})
+                assert isinstance(ow.core, SAM)
+            rows = torch.arange(K)
+            ow.update_params_with_closure(
+                closure_for(net, x, y, rows), rows, net
+            )
+            nets.append(net)
+        assert_close(*nets)
+
+
+def test_infobatch_refuses_accumulation_and_local_refuses_fp16():
+    with pytest.raises(ValueError, match='infobatch_pass cannot be combined'):
+        build_optim_wrapper(
+            model(),
+            dict(
+                type='SAMOptimWrapper',
+                optimizer=SGD,
+                infobatch_pass='second',
+                accumulative_counts=2,
+            ),
+        )
+    with pytest.raises(ValueError, match="'local' with dtype='float16'"):
+        build_optim_wrapper(
+            model(),
+            dict(
+                type='SAMOptimWrapper',
+                optimizer=SGD,
+                perturbation='local',
+                dtype='float16',
+            ),
+        )
