@@ -322,8 +322,8 @@ def headline() -> list:
         "The methods of the paper's Table 5 (InfoBatch with SGD and SAM), "
         'G-RST, and two AUSAM variants that test why its selection does '
         "not beat a uniform draw (importance-weighted: Theorem 4's "
-        'unbiased estimator; fresh: the latest DLP as the score), in the '
-        "same cells' setting. Plain answers: "
+        'importance-sampling weights; fresh: the latest DLP as the '
+        "score), in the same cells' setting. Plain answers: "
         '[benchmarks.md](benchmarks.md#table-5-and-the-selection-question-'
         'issue-21).',
         '',

@@ -35,5 +35,13 @@ from .methods import (  # noqa: F401
     resolve_spec,
 )
 from .presets import PRESETS  # noqa: F401
-from .report import comparisons, noise_table, report, table5  # noqa: F401
+from .report import (  # noqa: F401
+    comparisons,
+    diagnostics_tables,
+    fmt,
+    noise_table,
+    report,
+    table5,
+    tally,
+)
 from .stats import load_cells, paired, summarize, t_interval  # noqa: F401

@@ -26,7 +26,7 @@ def build(type='AUSAMOptimWrapper', model=None, **kw):
         (dict(score_average='median'), 'score average'),
         (dict(warmup_by='step'), 'warmup_by'),
         (dict(dtype='int8'), 'dtype'),
-        (dict(accumulative_counts=2), 'accumulative_counts'),
+        (dict(accumulative_counts=0), 'accumulative_counts'),
     ],
 )
 def test_bad_settings_fail_at_build(kw, match):

@@ -24,9 +24,10 @@ def test_logger_hook_refuses_rows_that_do_not_match_the_held_steps():
         model, dict(type='SAMOptimWrapper', optimizer=dict(type='SGD', lr=0.1))
     )
     ow.defer_log_vars(on_cpu_too=True)
-    ow.flush_log_vars = lambda: [{'loss': 1.0}, {'loss': 2.0}]
+    # Two held rows, one recorded size: a row would be lost.
+    ow._held_logs = [{'loss': 1.0}, {'loss': 2.0}]
+    ow._held_sizes = [16]
     hook = SharpnessAwareLoggerHook()
-    hook._pending = [16]  # one held step, two rows: a row would be lost
     runner = SimpleNamespace(
         optim_wrapper=ow, message_hub=MessageHub.get_instance('defects')
     )

@@ -64,7 +64,7 @@ def train(model, ow, steps, first=0):
         ('LatePhaseSAM', dict(start_epoch=-1), 'start_epoch must be >= 0'),
         ('KSAM', dict(alpha=0.0), r'alpha must be in \(0, 1\]'),
         ('KSAM', dict(alpha=1.5), r'alpha must be in \(0, 1\]'),
-        ('KSAM', dict(accumulative_counts=2), 'accumulative_counts'),
+        ('KSAM', dict(accumulative_counts=0), 'accumulative_counts'),
     ],
 )
 def test_bad_settings_fail_when_the_wrapper_is_built(name, kw, match):
