@@ -502,7 +502,8 @@ def render() -> str:
         '## Selection diagnostics',
         '',
         '`SelectionDiagnosticsHook` every N epochs in one extra cell each of '
-        'AUSAM-0.5 and AUSAM-0.5-EMA (seed 0); what the columns mean: '
+        'AUSAM-0.5, AUSAM-0.5-EMA, AUSAM-0.5-IW and AUSAM-0.5-fresh (seed '
+        '0; the last two in cpu-noise20 only); what the columns mean: '
         '[diagnostics.md](diagnostics.md).',
         '',
     ]

@@ -471,7 +471,7 @@ def test_noisy_cell_reports_what_it_did_with_the_flipped_labels(
         )
     assert rows['SGD'][2 + keys.index('flipped_mean_rank_pct')] == ''
     # An override's cells have their own folder, not the preset's.
-    monkeypatch.setattr(study, 'REPO', tmp_path)
+    monkeypatch.setattr(importlib.import_module('study.cli'), 'REPO', tmp_path)
     with pytest.raises(SystemExit, match='study/tiny-noise25'):
         study.main(['--preset', 'tiny', '--label-noise', '0.25', '--report'])
     with pytest.raises(SystemExit, match='--label-noise'):
