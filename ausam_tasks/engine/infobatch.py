@@ -58,6 +58,7 @@ class InfoBatchSampler(Sampler):
         # A resumed epoch starts at this position of the rank's shard.
         self.start, self._resume_at = 0, None
         self.consumed = 0  # samples of this epoch's shard trained on
+        self._shard = (None, None)  # (the plan's kept tensor, the shard)
 
     @property
     def seed(self) -> int:
@@ -73,11 +74,15 @@ class InfoBatchSampler(Sampler):
         self.start = at[1] if at is not None and at[0] == epoch else 0
 
     def shard(self) -> torch.Tensor:
-        """This rank's indices of the epoch (all of them)."""
+        """This rank's indices of the epoch (all of them); made once per
+        plan (the LR hook asks at every iteration)."""
         kept, _ = self.info.plan(self.epoch)
+        if self._shard[0] is kept:
+            return self._shard[1]
         total = math.ceil(len(kept) / self.world_size) * self.world_size
         padded = kept.repeat(math.ceil(total / max(len(kept), 1)))[:total]
-        return padded[self.rank : total : self.world_size]
+        self._shard = (kept, padded[self.rank : total : self.world_size])
+        return self._shard[1]
 
     def full_length(self) -> int:
         """Samples per rank in an unpruned epoch."""

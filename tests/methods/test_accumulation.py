@@ -14,30 +14,23 @@ import ausam_tasks.engine  # noqa: F401  (registers the wrappers)
 
 K, N, CYCLES = 16, 4, 3  # batch of 16 = 4 micro-batches of 4; 3 updates
 SGD = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4)
+AUSAM = dict(
+    type='AUSAMOptimWrapper',
+    alpha=0.5,
+    init_epochs=0,
+    warmup_epochs=0,
+    num_samples=CYCLES * K,
+    seed=3,
+)
 # The six of the issue first, then every other method that accumulates.
 METHODS = {
     'SAM': dict(type='SAMOptimWrapper', rho=0.1),
     'ASAM': dict(type='SAMOptimWrapper', rho=0.5, adaptive=True),
-    'AUSAM': dict(
-        type='AUSAMOptimWrapper',
-        alpha=0.5,
-        init_epochs=0,
-        warmup_epochs=0,
-        num_samples=CYCLES * K,
-        seed=3,
-    ),
+    'AUSAM': AUSAM,
     'LookSAM': dict(type='LookSAMOptimWrapper', k=2, alpha=0.7),
     'ESAM': dict(type='ESAMOptimWrapper', beta=0.6, gamma=0.5, seed=2),
     'K-SAM': dict(type='KSAMOptimWrapper', alpha=0.5),
-    'AUSAM-IW': dict(
-        type='AUSAMOptimWrapper',
-        alpha=0.5,
-        init_epochs=0,
-        warmup_epochs=0,
-        num_samples=CYCLES * K,
-        seed=3,
-        importance_weights=True,
-    ),
+    'AUSAM-IW': {**AUSAM, 'importance_weights': True},
     'RST': dict(type='RSTOptimWrapper', p_start=0.5, seed=1),
     'G-RST': dict(type='GRSTOptimWrapper', p_start=0.5, seed=1),
     'late-phase SAM': dict(type='LatePhaseSAMOptimWrapper', start_epoch=0),
