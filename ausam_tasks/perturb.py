@@ -104,4 +104,5 @@ def frozen_stats_closure(closure, model: Optional[nn.Module]):
         with second_pass(model):
             return closure(positions, **kwargs)
 
+    run.net = getattr(closure, 'net', None)  # DDP's no_sync for the passes
     return run

@@ -265,17 +265,24 @@ class Method:
 
     def _chunked_pass(self, closure, ctx, positions, where, w):
         """``pass_at`` one micro-batch at a time: each backward adds its
-        share, sum / n, of the mean over all n rows."""
+        share, sum / n, of the mean over all n rows. Under DDP only the
+        last backward all-reduces (the others run in ``no_sync``): one
+        exchange per pass, and the same count on every rank even when a
+        subset reaches a different number of micro-batches on each."""
         n = len(closure) if positions is None else len(positions)
         if w is not None and positions is not None:
             w = w[positions.to(w.device)]  # the rows' weights, in order
+        pieces = list(closure.split(positions))
+        quiet = getattr(closure.net, 'no_sync', None) or nullcontext
         losses, totals, done = [], [], 0
-        for part, rows in closure.split(positions):
-            part_losses = part(rows)
-            total = self.loss(part_losses, ctx, where)
-            k = len(total)
-            wk = None if w is None else w[done : done + k]
-            backward(weighted(total, wk).sum() / n, ctx.scaler)
+        for i, (part, rows) in enumerate(pieces):
+            last = i == len(pieces) - 1
+            with nullcontext() if last else quiet():
+                part_losses = part(rows)
+                total = self.loss(part_losses, ctx, where)
+                k = len(total)
+                wk = None if w is None else w[done : done + k]
+                backward(weighted(total, wk).sum() / n, ctx.scaler)
             losses.append(_detached(part_losses))
             totals.append(total.detach())
             done += k

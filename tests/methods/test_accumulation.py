@@ -214,27 +214,37 @@ def test_local_perturbation_is_refused_where_ranks_would_diverge(name, match):
 def test_two_ranks_local_and_global_perturbation(tmp_path):
     """'global' equals the single-process step on both ranks' samples
     (also accumulated); 'local' perturbs each rank with its own gradient
-    (different eps) and still leaves the ranks' weights identical."""
+    (different eps) and still leaves the ranks' weights identical. Each
+    pass exchanges gradients once however many micro-batches it has, also
+    when a subset reaches 2 micro-batches on one rank and 1 on the other
+    (a per-micro-batch exchange would pair different passes)."""
     from pathlib import Path
 
     from tests.torchrun import run_two_ranks
 
     worker = Path(__file__).with_name('ddp_perturbation_worker.py')
     r0, r1 = run_two_ranks(worker, tmp_path)
-    single, _ = r0['single']
+    single, _, _ = r0['single']
     for counts in (1, 2):
-        (w0, e0), (w1, e1) = r0['global', counts], r1['global', counts]
+        (w0, e0, x0), (w1, e1, x1) = r0['global', counts], r1['global', counts]
         torch.testing.assert_close(w0, single, rtol=0, atol=1e-10)
         assert torch.equal(w0, w1) and torch.equal(e0[0], e1[0])
-        (l0, f0), (l1, f1) = r0['local', counts], r1['local', counts]
+        assert x0 == x1 == 2  # at w and at w + eps
+        (l0, f0, y0), (l1, f1, y1) = r0['local', counts], r1['local', counts]
         assert torch.equal(l0, l1)  # identical weights after the step
         assert (f0[0] - f1[0]).norm() > 1e-3 * f0[0].norm()  # own eps
         assert (l0 - w0).norm() > 1e-8  # a different step from global
+        assert y0 == y1 == 1  # at w + eps only
     # Accumulated 'local' is the one-batch 'local' step (eps from the
     # rank's own 8 samples either way).
     torch.testing.assert_close(
         r0['local', 2][0], r0['local', 1][0], rtol=0, atol=1e-10
     )
+    for r in (r0, r1):
+        (k1, _, n1), (k2, _, n2) = r['K-SAM', 1], r['K-SAM', 2]
+        torch.testing.assert_close(k2, k1, rtol=0, atol=1e-10)
+        assert n1 == n2 == 2
+    assert torch.equal(r0['K-SAM', 2][0], r1['K-SAM', 2][0])
 
 
 def test_weighted_subset_passes_split_across_micro_batches():
