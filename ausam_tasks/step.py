@@ -100,6 +100,7 @@ class Chunks:
         self.offsets = [0]
         for n in self.sizes:
             self.offsets.append(self.offsets[-1] + n)
+        self._split = (None, None)  # (positions, its pieces): see split
 
     def __len__(self) -> int:
         return self.offsets[-1]
@@ -107,14 +108,21 @@ class Chunks:
     def split(self, positions: Optional[torch.Tensor]):
         """(micro-batch closure, its rows or None for all) of each
         micro-batch ``positions`` reaches, in order of the concatenation
-        (``positions`` are sorted, as every selector returns them)."""
-        for part, lo, hi in zip(self.parts, self.offsets, self.offsets[1:]):
-            if positions is None:
-                yield part, None
-                continue
-            rows = positions[(positions >= lo) & (positions < hi)] - lo
-            if len(rows):
-                yield part, rows
+        (``positions`` are sorted, as every selector returns them). Both
+        passes get the same ``positions`` tensor and so the same row
+        tensors, which the parts' subset caches key on."""
+        if positions is None:
+            return [(part, None) for part in self.parts]
+        if self._split[0] is not positions:
+            pieces = []
+            for part, lo, hi in zip(
+                self.parts, self.offsets, self.offsets[1:]
+            ):
+                rows = positions[(positions >= lo) & (positions < hi)] - lo
+                if len(rows):
+                    pieces.append((part, rows))
+            self._split = (positions, pieces)
+        return self._split[1]
 
     @property
     def extras(self) -> Dict[str, torch.Tensor]:
@@ -272,7 +280,7 @@ class Method:
         n = len(closure) if positions is None else len(positions)
         if w is not None and positions is not None:
             w = w[positions.to(w.device)]  # the rows' weights, in order
-        pieces = list(closure.split(positions))
+        pieces = closure.split(positions)
         quiet = getattr(closure.net, 'no_sync', None) or nullcontext
         losses, totals, done = [], [], 0
         for i, (part, rows) in enumerate(pieces):

@@ -473,9 +473,14 @@ def micro_batches(closure, size: int, micro: int) -> Chunks:
     """One batch's closure as pieces of ``micro`` rows."""
 
     def rows_of(rows):
+        cut = [None, None]  # (positions, rows[positions]): see Chunks.split
+
         def part(positions=None, **kwargs):
-            pos = rows if positions is None else rows[positions.cpu()]
-            return closure(pos, **kwargs)
+            if positions is None:
+                return closure(rows, **kwargs)
+            if cut[0] is not positions:  # one tensor for both passes
+                cut[:] = positions, rows[positions.cpu()]
+            return closure(cut[1], **kwargs)
 
         part.net = getattr(closure, 'net', None)
         part.extras = getattr(closure, 'extras', {})

@@ -247,6 +247,39 @@ def test_two_ranks_local_and_global_perturbation(tmp_path):
     assert torch.equal(r0['K-SAM', 2][0], r1['K-SAM', 2][0])
 
 
+def test_both_passes_give_each_part_the_same_row_tensor():
+    """A subset is cut into micro-batch rows once per update: the second
+    pass hands each part the first pass's row tensor, the key of the
+    protocol closure's subset cache (LossClosure), so it is not re-sliced.
+    K-SAM, micro-batches of a batch and an accumulation cycle."""
+    x, y = data()
+    for settings, batches in (
+        (dict(micro_batch_size=4), [torch.arange(K)]),
+        (dict(accumulative_counts=N), list(torch.arange(K).chunk(N))),
+    ):
+        net, seen = model(), []
+
+        def recording(rows):
+            base = closure_for(net, x, y, rows)
+
+            def closure(positions=None, with_outputs=False):
+                seen.append(positions)
+                return base(positions, with_outputs)
+
+            closure.net = net
+            return closure
+
+        ow = build_optim_wrapper(
+            net, dict(METHODS['K-SAM'], optimizer=SGD, **settings)
+        )
+        for rows in batches:
+            ow.update_params_with_closure(recording(rows), rows, net)
+        subset = seen[N:]  # after the ranking pass, 1 call per part
+        assert len(subset) >= 2 * 2 and len(subset) % 2 == 0
+        first, second = subset[: len(subset) // 2], subset[len(subset) // 2 :]
+        assert all(a is b for a, b in zip(first, second, strict=True))
+
+
 def test_weighted_subset_passes_split_across_micro_batches():
     """AUSAM's importance weights on a drawn subset (a filled score table,
     so the weights differ from 1) and InfoBatch-style pass weights, whole
