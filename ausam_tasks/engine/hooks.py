@@ -89,8 +89,11 @@ class SharpnessAwareLoggerHook(Hook):
     def after_train_iter(
         self, runner, batch_idx, data_batch=None, outputs=None
     ) -> None:
-        k = len(data_batch['data_samples']) if data_batch is not None else 0
         if outputs and 'sam_frac' in outputs:
+            # The update's samples: an accumulation cycle's, all batches.
+            k = getattr(runner.optim_wrapper, 'last_update_size', None)
+            if k is None:
+                k = len(data_batch['data_samples']) if data_batch else 0
             self._seen += k
             self._trained += float(outputs['sam_frac']) * k
         now = time.perf_counter()

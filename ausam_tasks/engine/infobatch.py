@@ -10,6 +10,8 @@ wrapper, and the LR schedule over shorter epochs.
 The core (scores, kept set, weights) is ``ausam_tasks.infobatch``.
 """
 
+import difflib
+import inspect
 import math
 from typing import Iterator, Optional
 
@@ -196,7 +198,16 @@ class InfoBatchHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         # Also without DistSamplerSeedHook (default_hooks.sampler_seed).
-        infobatch_sampler(runner).set_epoch(runner.epoch)
+        sampler = infobatch_sampler(runner)
+        sampler.set_epoch(runner.epoch)
+        kept, total = (
+            len(sampler.info.plan(runner.epoch)[0]),
+            len(sampler.info),
+        )
+        runner.logger.info(
+            f'InfoBatch: epoch {runner.epoch + 1} trains {kept} of {total} '
+            f'samples ({total - kept} pruned)'
+        )
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
@@ -301,9 +312,19 @@ def check_infobatch_config(cfg) -> None:
     loop = (cfg.get('train_cfg') or {}).get('type', 'EpochBasedTrainLoop')
     by_epoch = (cfg.get('train_cfg') or {}).get('by_epoch', True)
     if 'Epoch' not in str(loop) or not by_epoch:
+        runs = f'type={loop!r}' if by_epoch else 'by_epoch=False'
         raise ValueError(
-            f'InfoBatch prunes per epoch; train_cfg runs {loop!r} '
-            '(use an epoch-based loop: train_cfg=dict(by_epoch=True, ...))'
+            f'InfoBatch prunes per epoch, but train_cfg has {runs}, a loop '
+            'by iterations: use an epoch-based loop, train_cfg=dict('
+            'by_epoch=True, max_epochs=...)'
+        )
+    keys = set(inspect.signature(InfoBatchSampler).parameters) - {'dataset'}
+    for key in sorted(set(sampler) - keys - {'type'}):
+        close = difflib.get_close_matches(key, sorted(keys), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ''
+        raise TypeError(
+            f'train_dataloader.sampler: InfoBatchSampler has no setting '
+            f'{key!r}{hint}; its settings: {", ".join(sorted(keys))}'
         )
     from ..infobatch import check_settings
 

@@ -250,6 +250,7 @@ class SAMOptimWrapper(OptimWrapper):
             self._score_infobatch(result, sample_idx)
         extras = getattr(closure, 'extras', {})
         log_vars = self._log_vars(result, extras, len(sample_idx))
+        self.last_update_size = len(sample_idx)  # all the cycle's batches
         if self._held_logs is None or not (
             self._hold_on_cpu or _on_accelerator(log_vars)
         ):

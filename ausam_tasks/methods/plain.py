@@ -13,4 +13,6 @@ class Plain(Method):
     infobatch_passes = ('first',)
 
     def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
-        return self.plain_step(closure, ctx)
+        result = self.plain_step(closure, ctx)
+        result.sam = None  # no SAM passes: no sam_frac to log
+        return result

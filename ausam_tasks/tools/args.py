@@ -14,6 +14,7 @@ from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS, DefaultScope
 from mmengine.utils import import_modules_from_strings
 from torch import nn
 
+from ausam_tasks.engine.methods import PlainOptimWrapper
 from ausam_tasks.engine.optim_wrapper import SAMOptimWrapper, init_keys
 
 
@@ -177,15 +178,33 @@ def check_optim_wrapper(cfg) -> None:
         if k not in ('type', 'optimizer', 'constructor', 'paramwise_cfg')
     }
     left = sorted((set(settings) & sam_family_keys()) - init_keys(cls))
+    if (
+        left
+        and not issubclass(cls, SAMOptimWrapper)
+        and (set(left) <= init_keys(PlainOptimWrapper))
+    ):
+        # Settings of the per-sample step (accumulation in pieces,
+        # InfoBatch weights) on mmengine's own wrapper.
+        raise ValueError(
+            f'optim_wrapper.type={cls.__name__!r} does not take {left}: '
+            'they are settings of the per-sample step. For the base '
+            "optimizer's own step with them use type='PlainOptimWrapper' "
+            '(--cfg-options optim_wrapper.type=PlainOptimWrapper), for SAM '
+            "'SAMOptimWrapper'."
+        )
     if left:
-        # Another method's settings: what `--cfg-options
-        # optim_wrapper.type=X` leaves on a config of a different method.
+        # Another method's settings, merged from the config a config
+        # inherits (_base_) or left by --cfg-options optim_wrapper.type=X.
         raise ValueError(
             f'optim_wrapper.type={cls.__name__!r} but the config still sets '
-            f'{left}, settings {cls.__name__} does not take: --cfg-options '
-            "merges into the config's wrapper instead of replacing it. "
-            'Train the sibling config of that method, or replace the whole '
-            "wrapper (then add the method's own settings): --cfg-options "
+            f'{left}, settings {cls.__name__} does not take: a config that '
+            "inherits another method's config (_base_), and --cfg-options, "
+            'merge into that wrapper instead of replacing it. Train the '
+            'sibling config of that method, or replace the whole wrapper '
+            "(then add the method's own settings): in a config file, "
+            f"optim_wrapper = dict(_delete_=True, type='{cls.__name__}', "
+            "optimizer=dict(type='SGD', lr=0.1, momentum=0.9, "
+            'weight_decay=5e-4)); on the command line, --cfg-options '
             f'optim_wrapper._delete_=True optim_wrapper.type={cls.__name__} '
             'optim_wrapper.optimizer.type=SGD optim_wrapper.optimizer.lr=0.1 '
             'optim_wrapper.optimizer.momentum=0.9 '
@@ -210,7 +229,9 @@ def _dry_build(cfg, cls, settings: dict) -> None:
             warnings.simplefilter('ignore')
             cls(base, **copy.deepcopy(settings))
     except (TypeError, ValueError) as e:
-        raise type(e)(f'optim_wrapper ({cls.__name__}): {e}') from None
+        # The wrapper's own messages may already start with its name.
+        why = str(e).removeprefix(f'{cls.__name__}: ')
+        raise type(e)(f'optim_wrapper ({cls.__name__}): {why}') from None
 
 
 def sam_family_keys() -> set:

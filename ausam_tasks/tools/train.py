@@ -129,8 +129,29 @@ def main(argv=None):
     cfg = merge_args(cfg, args)
     init_cpu_process_group(args.launcher)
     runner = Runner.from_cfg(cfg)
+    count_accumulation_in_lr_scaling(runner)
     runner.train()
     return runner
+
+
+def count_accumulation_in_lr_scaling(runner: Runner) -> None:
+    """mmengine's ``Runner.scale_lr`` scales by world size x loader batch,
+    but with ``accumulative_counts=N`` an update averages N loader batches:
+    the ratio must count them. The Runner's own copy of ``auto_scale_lr``
+    gets base_batch_size / N; the dumped config keeps the user's."""
+    scale = runner.auto_scale_lr
+    counts = (runner.cfg.get('optim_wrapper') or {}).get(
+        'accumulative_counts', 1
+    )
+    if not scale or not scale.get('enable', False) or counts == 1:
+        return
+    base = scale['base_batch_size']
+    runner.auto_scale_lr = dict(scale, base_batch_size=base / counts)
+    runner.logger.info(
+        f'auto_scale_lr: accumulative_counts={counts} loader batches make '
+        f'one update, so the LR scales by {counts} x the batch size over '
+        f'base_batch_size={base} (the next line divides by {base} / {counts})'
+    )
 
 
 if __name__ == '__main__':

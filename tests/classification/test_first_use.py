@@ -165,3 +165,78 @@ def test_the_readme_accumulation_command_trains(folder, tmp_path):
         ]
     )
     assert runner.iter == 4 and runner.optim_wrapper.core.num_steps == 1
+
+
+def docs_infobatch_snippet(base: str) -> str:
+    """docs/methods.md's InfoBatch config, its _base_ put at ``base``."""
+    docs = (Path(CONFIG).parents[2] / 'docs' / 'methods.md').read_text()
+    (block,) = [
+        b.split('\n', 1)[1]
+        for b in docs.split('```python')[1:]
+        if 'InfoBatchSampler' in b.split('```')[0]
+    ]
+    block = block.split('```')[0]
+    assert "_base_ = ['./resnet18_sgd_1xb128_cifar10.py']" in block
+    return block.replace(
+        './resnet18_sgd_1xb128_cifar10.py', str(Path(CONFIG).with_name(base))
+    )
+
+
+def test_the_docs_infobatch_snippet_trains(folder, tmp_path):
+    """As written on the SGD config: SAM+Info trains (16 images in batches
+    of 4; epoch 1 has no scores yet, so all 4 batches). On the AUSAM config
+    the merge is named when the config is read, with the config-file
+    recipe, which then passes."""
+    path = tmp_path / 'sam_info.py'
+    path.write_text(docs_infobatch_snippet('resnet18_sgd_1xb128_cifar10.py'))
+    runner = train_tool.main(
+        [
+            str(path),
+            '--image-folder',
+            str(folder),
+            '--work-dir',
+            str(tmp_path / 'w'),
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.batch_size=4',
+            'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'val_dataloader.num_workers=0',
+            'val_dataloader.persistent_workers=False',
+        ]
+    )
+    assert runner.iter == 4 and runner.optim_wrapper.infobatch_pass == 'second'
+    text = docs_infobatch_snippet('resnet18_ausam-a0.5_1xb128_cifar10.py')
+    path.write_text(text)
+    with pytest.raises(ValueError) as e:
+        train_tool.main([str(path)])
+    msg = str(e.value)
+    assert "still sets ['alpha', 'init_epochs'" in msg and '_base_' in msg
+    recipe = msg.split('in a config file, ', 1)[1].split(';', 1)[0]
+    fixed = text.replace(
+        "optim_wrapper = dict(\n    type='SAMOptimWrapper', rho=0.05,",
+        f'{recipe}\noptim_wrapper.update(rho=0.05,',
+    )
+    assert fixed != text
+    path.write_text(fixed)
+    args = train_tool.parse_args([str(path)])
+    cfg = train_tool.merge_args(Config.fromfile(str(path)), args)
+    assert cfg.optim_wrapper.infobatch_pass == 'second'
+    assert 'alpha' not in cfg.optim_wrapper
+
+
+def test_per_sample_settings_on_mmengines_wrapper_name_plain(tmp_path):
+    """micro_batch_size (or infobatch_pass) on the SGD config's
+    OptimWrapper: the error names PlainOptimWrapper, which then takes it."""
+    sgd = CONFIG.replace('ausam-a0.5', 'sgd')
+    option = 'optim_wrapper.micro_batch_size=8'
+    with pytest.raises(ValueError, match="type='PlainOptimWrapper'"):
+        train_tool.main([sgd, '--cfg-options', option])
+    fix = [option, 'optim_wrapper.type=PlainOptimWrapper']
+    args = train_tool.parse_args([sgd, '--cfg-options', *fix])
+    cfg = Config.fromfile(sgd)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg = train_tool.merge_args(cfg, args)
+    ow = build_optim_wrapper(nn.Linear(2, 2), cfg.optim_wrapper)
+    assert type(ow).__name__ == 'PlainOptimWrapper'
+    assert ow.micro_batch_size == 8

@@ -2,7 +2,10 @@
 schedule over them, a bit-identical resume from the middle of an epoch,
 two gloo ranks, and the bad inputs."""
 
+import glob
 import math
+import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -104,7 +107,9 @@ def train(cfg):
 
 def test_epochs_shrink_and_the_lr_follows_epochs_not_iterations(tmp_path):
     rec = RecordSchedule()
-    cfg = infobatch_cfg(tmp_path)
+    cfg = infobatch_cfg(
+        tmp_path, log_level='INFO', experiment_name=uuid.uuid4().hex
+    )
     runner = Runner.from_cfg(Config(cfg))
     runner.register_hook(rec)
     runner.train()
@@ -113,6 +118,13 @@ def test_epochs_shrink_and_the_lr_follows_epochs_not_iterations(tmp_path):
         rec.batches[0] == full and rec.batches[3] == full
     )  # no scores; annealed
     assert all(b < full for b in rec.batches[1:3]), rec.batches
+    # Each epoch's log names the samples it keeps.
+    (log,) = glob.glob(str(tmp_path / '*' / '*.log'))
+    said = re.findall(r'epoch (\d) trains (\d+) of (\d+)', open(log).read())
+    assert [int(e) for e, _, _ in said] == [1, 2, 3, 4]
+    assert {int(n) for _, _, n in said} == {SIZE}
+    kept = [int(k) for _, k, _ in said]
+    assert [math.ceil(k / BATCH) for k in kept] == rec.batches
     sampler = runner.train_dataloader.sampler
     assert sampler.info.num_epochs == EPOCHS  # from the Runner
     # The LR of iteration b of epoch e (B batches) is the unpruned run's at
@@ -222,7 +234,11 @@ def config(**changes):
         ),
         (
             {'train_cfg': dict(by_epoch=False, max_iters=10)},
-            'InfoBatch prunes per epoch',
+            'InfoBatch prunes per epoch, but train_cfg has by_epoch=False',
+        ),
+        (
+            {'train_cfg': dict(type='IterBasedTrainLoop', max_iters=10)},
+            "train_cfg has type='IterBasedTrainLoop'",
         ),
         (
             {'default_hooks.param_scheduler.type': 'ParamSchedulerHook'},
@@ -233,6 +249,13 @@ def config(**changes):
 def test_bad_configs_fail_when_read(changes, match):
     with pytest.raises(ValueError, match=match):
         check_infobatch_config(config(**changes))
+
+
+def test_a_misspelt_sampler_setting_fails_when_read():
+    with pytest.raises(TypeError, match="'prune_ration' .*'prune_ratio'"):
+        check_infobatch_config(
+            config(**{'train_dataloader.sampler.prune_ration': 0.7})
+        )
 
 
 def test_a_good_config_passes_the_check():

@@ -70,3 +70,39 @@ def test_progress_lines_when_the_logger_is_quiet(tmp_path):
     ] * 2
     assert progress[0].startswith('epoch 1 [1/4]')
     assert progress[-1].startswith('epoch 2 [3/4]')
+
+
+def test_epoch_fraction_weighs_each_update_by_its_cycle(tmp_path):
+    """LookSAM (SAM every 5th update), 5 loader batches of 16 accumulated
+    in pairs: updates of 32 (SAM), 32 (plain) and the short last 16
+    (plain), so SAM passes used 32 of the epoch's 80 samples; the same
+    with the log variables returned each step and held to the interval."""
+    for every_iter in (True, False):
+        work = tmp_path / str(every_iter)
+        cfg = runner_cfg(
+            work,
+            dict(
+                type='LookSAMOptimWrapper',
+                k=5,
+                accumulative_counts=2,
+                optimizer=dict(type='SGD', lr=0.1),
+            ),
+            max_epochs=1,
+            dataset_size=80,
+            custom_hooks=[
+                dict(
+                    type='SharpnessAwareLoggerHook', log_every_iter=every_iter
+                )
+            ],
+            experiment_name=f'logging_{uuid.uuid4().hex}',
+            visualizer=dict(
+                type='Visualizer', vis_backends=[dict(type='LocalVisBackend')]
+            ),
+        )
+        cfg['default_hooks']['logger']['interval'] = 2
+        Runner.from_cfg(Config(cfg)).train()
+        (scalars,) = glob.glob(str(work / '*' / 'vis_data' / 'scalars.json'))
+        (epoch,) = [
+            r for r in map(json.loads, open(scalars)) if 'epoch_time' in r
+        ]
+        assert epoch['epoch_sam_frac'] == 32 / 80

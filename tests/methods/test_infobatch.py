@@ -167,6 +167,7 @@ def test_sgd_info_step_is_the_weighted_mean_gradient():
     torch.testing.assert_close(w, w0 - LR * g, rtol=1e-12, atol=1e-12)
     # The logged / scored loss is the unweighted per-sample loss.
     torch.testing.assert_close(res.loss_before, (x @ w0 - y) ** 2 / 2)
+    assert res.sam is None  # no SAM passes: the wrapper logs no sam_frac
 
 
 @pytest.mark.parametrize('stage', ['first', 'second'])
