@@ -55,27 +55,35 @@ def folder(tmp_path_factory):
     return root
 
 
-def test_any_classification_config_trains_on_an_image_folder(folder, tmp_path):
-    small = [
-        'train_cfg.max_epochs=1',
-        'train_dataloader.batch_size=8',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-    ]
-    work = str(tmp_path / 'w')
-    runner = train_tool.main(
+# One short epoch in the main process (the batch size set per test).
+SMALL = [
+    'train_cfg.max_epochs=1',
+    'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False',
+    'val_dataloader.num_workers=0',
+    'val_dataloader.persistent_workers=False',
+]
+
+
+def train_small(config, folder, work, *options):
+    """tools/train.py: ``config`` one short epoch on the image folder."""
+    return train_tool.main(
         [
-            CONFIG,
+            str(config),
             '--image-folder',
             str(folder),
             '--work-dir',
-            work,
+            str(work),
             '--cfg-options',
-            *small,
+            *SMALL,
+            *options,
         ]
     )
+
+
+def test_any_classification_config_trains_on_an_image_folder(folder, tmp_path):
+    work = str(tmp_path / 'w')
+    runner = train_small(CONFIG, folder, work, 'train_dataloader.batch_size=8')
     ds = runner.train_dataloader.dataset
     assert type(ds).__name__ == 'ImageFolder' and len(ds) == 16
     assert ds.metainfo['classes'] == ('ant', 'bee', 'cat')
@@ -90,7 +98,7 @@ def test_any_classification_config_trains_on_an_image_folder(folder, tmp_path):
             '--work-dir',
             work,
             '--cfg-options',
-            *small[4:],
+            *SMALL[3:],  # the val loader's
         ]
     )
     assert 0 <= metrics['accuracy/top1'] <= 100
@@ -147,22 +155,12 @@ def test_the_readme_accumulation_command_trains(folder, tmp_path):
     optim_wrapper.accumulative_counts=4` on the SAM config (here batch 4 x
     4 on the 16 folder images: one update per epoch)."""
     sam = CONFIG.replace('ausam-a0.5', 'sam')
-    runner = train_tool.main(
-        [
-            sam,
-            '--image-folder',
-            str(folder),
-            '--work-dir',
-            str(tmp_path / 'w'),
-            '--cfg-options',
-            'train_cfg.max_epochs=1',
-            'train_dataloader.batch_size=4',
-            'optim_wrapper.accumulative_counts=4',
-            'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False',
-            'val_dataloader.num_workers=0',
-            'val_dataloader.persistent_workers=False',
-        ]
+    runner = train_small(
+        sam,
+        folder,
+        tmp_path / 'w',
+        'train_dataloader.batch_size=4',
+        'optim_wrapper.accumulative_counts=4',
     )
     assert runner.iter == 4 and runner.optim_wrapper.core.num_steps == 1
 
@@ -189,21 +187,8 @@ def test_the_docs_infobatch_snippet_trains(folder, tmp_path):
     recipe, which then passes."""
     path = tmp_path / 'sam_info.py'
     path.write_text(docs_infobatch_snippet('resnet18_sgd_1xb128_cifar10.py'))
-    runner = train_tool.main(
-        [
-            str(path),
-            '--image-folder',
-            str(folder),
-            '--work-dir',
-            str(tmp_path / 'w'),
-            '--cfg-options',
-            'train_cfg.max_epochs=1',
-            'train_dataloader.batch_size=4',
-            'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False',
-            'val_dataloader.num_workers=0',
-            'val_dataloader.persistent_workers=False',
-        ]
+    runner = train_small(
+        path, folder, tmp_path / 'w', 'train_dataloader.batch_size=4'
     )
     assert runner.iter == 4 and runner.optim_wrapper.infobatch_pass == 'second'
     text = docs_infobatch_snippet('resnet18_ausam-a0.5_1xb128_cifar10.py')

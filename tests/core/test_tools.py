@@ -190,37 +190,23 @@ def test_auto_scale_lr_scales_by_the_total_batch(config, tmp_path):
     # Batch 8 on one process against a base of 32: lr 0.05 -> 0.0125.
     with pytest.raises(ValueError, match='auto_scale_lr.base_batch_size'):
         train_tool.main([config, '--auto-scale-lr'])
-    runner = train_tool.main(
-        [
-            config,
-            '--work-dir',
-            str(tmp_path / 'work'),
-            '--auto-scale-lr',
-            '--no-validate',
-            '--cfg-options',
-            'auto_scale_lr.base_batch_size=32',
-        ]
-    )
-    assert runner.optim_wrapper.optimizer.param_groups[0][
-        'lr'
-    ] == pytest.approx(0.05 * 8 / 32)
     # 2 loader batches of 8 per update: the update's batch is 16.
-    runner = train_tool.main(
-        [
-            config,
-            '--work-dir',
-            str(tmp_path / 'work2'),
-            '--auto-scale-lr',
-            '--no-validate',
-            '--cfg-options',
-            'auto_scale_lr.base_batch_size=32',
-            'optim_wrapper.accumulative_counts=2',
-        ]
-    )
-    assert runner.optim_wrapper.optimizer.param_groups[0][
-        'lr'
-    ] == pytest.approx(0.05 * 16 / 32)
-    assert runner.cfg.auto_scale_lr.base_batch_size == 32  # as dumped
+    for counts in (1, 2):
+        runner = train_tool.main(
+            [
+                config,
+                '--work-dir',
+                str(tmp_path / f'work{counts}'),
+                '--auto-scale-lr',
+                '--no-validate',
+                '--cfg-options',
+                'auto_scale_lr.base_batch_size=32',
+                f'optim_wrapper.accumulative_counts={counts}',
+            ]
+        )
+        lr = runner.optim_wrapper.optimizer.param_groups[0]['lr']
+        assert lr == pytest.approx(0.05 * 8 * counts / 32)
+        assert runner.cfg.auto_scale_lr.base_batch_size == 32  # as dumped
 
 
 def test_missing_files_are_named(config, tmp_path):
