@@ -146,6 +146,12 @@ class Chunks:
         return _cat(results)
 
 
+def no_sync_of(closure: Closure) -> Optional[Callable[[], ContextManager]]:
+    """DDP's ``no_sync`` of the module the closure calls (``closure.net``);
+    None for a module without one (no DDP: nothing to hold back)."""
+    return getattr(getattr(closure, 'net', None), 'no_sync', None)
+
+
 def _cat(losses: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
     return {k: torch.cat([d[k] for d in losses]) for k in losses[0]}
 
@@ -281,7 +287,7 @@ class Method:
         if w is not None and positions is not None:
             w = w[positions.to(w.device)]  # the rows' weights, in order
         pieces = closure.split(positions)
-        quiet = getattr(closure.net, 'no_sync', None) or nullcontext
+        quiet = no_sync_of(closure) or nullcontext
         losses, totals, done = [], [], 0
         for i, (part, rows) in enumerate(pieces):
             last = i == len(pieces) - 1
@@ -404,12 +410,14 @@ class Method:
         closure: Closure,
         ctx: StepContext,
         before_update: Optional[Callable[[StepContext], None]] = None,
+        sam: Optional[bool] = False,
     ) -> StepResult:
         """A plain step of the base optimizer: one forward/backward at w,
         ``before_update`` (which may edit the gradient), the update. With
-        fp16 the gradient stays scaled for the scaler's step."""
+        fp16 the gradient stays scaled for the scaler's step. ``sam`` as
+        in ``StepResult``."""
         losses, loss = self.pass_at(closure, ctx)
-        return self._after_one_pass(losses, loss, ctx, before_update)
+        return self._after_one_pass(losses, loss, ctx, before_update, sam=sam)
 
     def one_pass_step(
         self,

@@ -21,10 +21,9 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
-from ..exchange import distributed as dist_initialized
 from ..finite import FiniteCheck
 from ..sam import SAM
-from ..step import Chunks, StepContext, StepResult
+from ..step import Chunks, StepContext, StepResult, no_sync_of
 from .protocol import PROTOCOL
 
 # SAM's settings of the perturbation, refused by a method without one.
@@ -244,7 +243,8 @@ class SAMOptimWrapper(OptimWrapper):
         self._pending = []
         ctx = self.step_context(sample_idx, model)
         if self.perturbation == 'local':
-            ctx.local_first_pass = _no_sync_of(closure)
+            # Without DDP there is none: one rank's gradient is all.
+            ctx.local_first_pass = no_sync_of(closure)
         result = self.core.step(closure, ctx)
         if self.infobatch_pass is not None and not result.skipped:
             self._score_infobatch(result, sample_idx)
@@ -490,15 +490,6 @@ def micro_batches(closure, size: int, micro: int) -> Chunks:
     starts = range(0, size, micro)
     parts = [rows_of(torch.arange(a, min(a + micro, size))) for a in starts]
     return Chunks(parts, [min(micro, size - a) for a in starts])
-
-
-def _no_sync_of(closure):
-    """DDP's ``no_sync`` of the module the closure calls; None without
-    DDP (then 'local' is the global step: one rank's gradient is all)."""
-    net = getattr(closure, 'net', None)
-    if net is None or not dist_initialized():
-        return None
-    return getattr(net, 'no_sync', None)
 
 
 def _check_chunking(cls, counts, micro) -> None:

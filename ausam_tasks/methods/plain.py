@@ -13,6 +13,4 @@ class Plain(Method):
     infobatch_passes = ('first',)
 
     def rule(self, closure: Closure, ctx: StepContext) -> StepResult:
-        result = self.plain_step(closure, ctx)
-        result.sam = None  # no SAM passes: no sam_frac to log
-        return result
+        return self.plain_step(closure, ctx, sam=None)  # no SAM passes

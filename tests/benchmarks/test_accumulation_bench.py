@@ -2,28 +2,17 @@
 row and the gloo local / global times are written."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import run_benchmark
 
 
 def test_smoke_run_writes_both_parts(tmp_path):
     out = tmp_path / 'acc.json'
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / 'benchmarks' / 'accumulation.py'),
-            *('--batch', '8', '--steps', '1', '--threads', '1', '--cpu'),
-            *('--out', str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
+    proc = run_benchmark(
+        'accumulation.py',
+        *('--batch', '8', '--steps', '1', '--threads', '1', '--cpu'),
+        *('--out', str(out)),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert [r['setting'] for r in result['part1']] == [
         'batch B',

@@ -2,30 +2,19 @@
 the InfoBatch rows train a whole first epoch, then pruned ones."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import run_benchmark
 
 
 def test_smoke_run_writes_every_method_row(tmp_path, cifar10_archive):
     out = tmp_path / 'epoch_time.json'
     methods = 'SGD,SGD-per-sample,SGD+Info,SAM,SAM+Info'
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / 'benchmarks' / 'runner_epoch_time.py'),
-            *('--images', '100', '--batch-size', '20', '--workers', '0'),
-            *('--model', 'resnet20-w8', '--epochs', '3'),
-            *('--methods', methods, '--out', str(out)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
+    proc = run_benchmark(
+        'runner_epoch_time.py',
+        *('--images', '100', '--batch-size', '20', '--workers', '0'),
+        *('--model', 'resnet20-w8', '--epochs', '3'),
+        *('--methods', methods, '--out', str(out)),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r['method']: r for r in json.loads(out.read_text())['rows']}
     assert list(rows) == methods.split(',')
     for name, r in rows.items():
