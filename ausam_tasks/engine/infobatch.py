@@ -200,10 +200,8 @@ class InfoBatchHook(Hook):
         # Also without DistSamplerSeedHook (default_hooks.sampler_seed).
         sampler = infobatch_sampler(runner)
         sampler.set_epoch(runner.epoch)
-        kept, total = (
-            len(sampler.info.plan(runner.epoch)[0]),
-            len(sampler.info),
-        )
+        kept = len(sampler.info.plan(runner.epoch)[0])
+        total = len(sampler.info)
         runner.logger.info(
             f'InfoBatch: epoch {runner.epoch + 1} trains {kept} of {total} '
             f'samples ({total - kept} pruned)'
